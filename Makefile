@@ -1,0 +1,52 @@
+# Flireo: two commands a new user needs — `make run` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test install system-deps lint typecheck pytest lock clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+# Exact versions with hashes come from requirements.lock (regenerate with `make lock`).
+$(STAMP): $(PY) requirements.lock pyproject.toml
+	$(PIP) install --quiet --require-hashes -r requirements.lock
+	$(PIP) install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Start the server on embedded defaults (SQLite WAL in ./data, in-process bus, local speech).
+run: install
+	$(VENV)/bin/flireo serve
+
+## Tools the tests drive for real: sipp (Debian sip-tester).
+system-deps:
+	@command -v sipp >/dev/null 2>&1 || { \
+	  echo "installing sip-tester (sipp)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq sip-tester >/dev/null; }
+
+lint: install
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+
+typecheck: install
+	$(VENV)/bin/mypy src/flireo
+
+pytest: install system-deps
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+## Everything CI checks: lint, types, the whole test suite.
+test: install system-deps lint typecheck pytest
+
+lock: $(PY)
+	$(PIP) install --quiet pip-tools
+	$(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links --extra dev \
+	  --output-file requirements.lock pyproject.toml
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,134 @@
+"""Calls, outbound requests and live control commands (resources.md §4, §5)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AliasChoices, Field
+
+from flireo.domain.common import E164, OutModel, Timestamp, WireModel
+
+CallStatus = Literal[
+    "connecting", "dialing", "ringing", "in-progress", "ended", "failed", "rejected"
+]
+ACTIVE_STATUSES: tuple[CallStatus, ...] = ("connecting", "dialing", "ringing", "in-progress")
+FINAL_STATUSES: tuple[CallStatus, ...] = ("ended", "failed", "rejected")
+
+
+class CallOut(OutModel):
+    id: str
+    type: str
+    direction: Literal["inbound", "outbound"]
+    caller_phone: str | None
+    assistant_phone: str | None
+    status: CallStatus
+    error: str | None
+    ended_reason: str | None
+    started_at: Timestamp | None
+    ended_at: Timestamp | None
+    duration_seconds: int | None
+    summary: str | None
+    agent_name: str | None
+    business_name: str | None
+    agent_id: str | None
+    number_id: str | None
+    phone_number: str | None
+    campaign_id: str | None
+    cost: float | None
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class CallDetailOut(CallOut):
+    analysis_result: dict[str, Any] | None
+    messages: list[dict[str, Any]]
+    transcript: str | None
+    metrics: dict[str, Any] | None
+
+
+class OutboundCallRequest(WireModel):
+    destination: E164 = Field(validation_alias=AliasChoices("destination", "phone_number", "to"))
+    agent_id: str = Field(validation_alias=AliasChoices("agent_id", "assistant_id", "agentId"))
+    #: caller id: one of the organization's numbers (default: the first with a SIP trunk)
+    number_id: str | None = None
+    first_message: str | None = Field(
+        default=None,
+        max_length=4000,
+        validation_alias=AliasChoices("first_message", "firstMessage"),
+    )
+    context: str | None = Field(default=None, max_length=20_000)
+
+
+class OutboundCallResponse(OutModel):
+    success: bool = True
+    call_id: str
+    room_name: str
+    status: str = "dialing"
+
+
+class InjectContext(WireModel):
+    type: Literal["inject-context"]
+    content: str = Field(min_length=1, max_length=20_000)
+    trigger_response: bool = False
+
+
+class Say(WireModel):
+    type: Literal["say"]
+    content: str = Field(min_length=1, max_length=4000)
+    end_after: bool = False
+
+
+class EndCall(WireModel):
+    type: Literal["end-call"]
+    message: str | None = Field(default=None, max_length=4000)
+
+
+class Transfer(WireModel):
+    type: Literal["transfer"]
+    destination: str = Field(min_length=3, max_length=512, pattern=r"^(\+[1-9]\d{6,14}|sips?:\S+)$")
+    message: str | None = Field(default=None, max_length=4000)
+
+
+ControlCommand = Annotated[InjectContext | Say | EndCall | Transfer, Field(discriminator="type")]
+
+
+class DialEndedReason:
+    """``ended_reason`` values the dialer sets when an outbound call never connects
+    (Vapi-compatible names). Conversation endings come from the engine."""
+
+    BUSY = "customer-busy"
+    NO_ANSWER = "customer-did-not-answer"
+    FAILED = "dial-failed"
+    #: the trunk rejected our credentials (401/407 after authenticating)
+    AUTH_FAILED = "dial-failed-authentication"
+    DISABLED = "outbound-calling-disabled"
+    #: the process stopped while the call was being dialed
+    INTERRUPTED = "dial-interrupted"
+
+
+class WebhookAttemptOut(OutModel):
+    attempt: int
+    started_at: Timestamp
+    duration_ms: int
+    status_code: int | None
+    error: str | None
+
+
+class WebhookEventOut(OutModel):
+    #: also the ``webhook-id`` header, stable across retries
+    id: str
+    event_type: str
+    seq: int
+    url: str
+    status: Literal["pending", "held", "delivered", "failed", "disabled"]
+    attempts: int
+    next_attempt_at: Timestamp | None
+    last_status_code: int | None
+    last_error: str | None
+    created_at: Timestamp
+    delivered_at: Timestamp | None
+    deliveries: list[WebhookAttemptOut]
+
+
+class WebhookLog(OutModel):
+    webhooks: list[WebhookEventOut]

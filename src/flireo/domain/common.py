@@ -1,0 +1,159 @@
+"""Wire conventions shared by every resource (flireo-api README §2)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from typing import Annotated, Any, get_args
+
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    model_validator,
+)
+
+
+def format_timestamp(value: datetime) -> str:
+    """ISO-8601 UTC with milliseconds and ``Z``: ``2025-12-13T10:00:00.000Z``."""
+    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def _aware(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+#: accepted with or without milliseconds/offset; emitted as ``...SS.mmmZ``
+Timestamp = Annotated[
+    datetime,
+    AfterValidator(_aware),
+    PlainSerializer(format_timestamp, return_type=str, when_used="json"),
+    Field(json_schema_extra={"example": "2025-12-13T10:00:00.000Z"}),
+]
+
+E164_PATTERN = r"^\+[1-9][0-9]{6,14}$"
+
+#: an E.164 number, e.g. ``+31850835037`` (no spaces or punctuation)
+E164 = Annotated[str, Field(pattern=E164_PATTERN, examples=["+31850835037"])]
+
+#: printable ASCII without spaces: what API keys and SIP credentials may contain
+Token = Annotated[str, Field(pattern=r"^[!-~]+$")]
+
+_ISO_DATETIME = re.compile(
+    r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$"
+)
+
+
+def _iso_only(value: object) -> object:
+    if isinstance(value, str) and not _ISO_DATETIME.match(value):
+        raise ValueError("use an ISO-8601 date-time such as 2025-12-13T10:00:00Z")
+    return value
+
+
+#: query-string datetimes: ISO-8601 only (no Unix numbers), any offset, UTC inside
+IsoDateTime = Annotated[datetime, BeforeValidator(_iso_only), AfterValidator(_aware)]
+
+
+@cache
+def _int_keys(model: type[BaseModel]) -> frozenset[str]:
+    """Input keys (names and aliases) of the model's integer fields."""
+    keys: set[str] = set()
+    for name, info in model.model_fields.items():
+        annotation = info.annotation
+        if annotation is not int and int not in get_args(annotation):
+            continue
+        keys |= {name, *([info.alias] if info.alias else [])}
+        choices = info.validation_alias
+        if isinstance(choices, AliasChoices):
+            keys |= {c for c in choices.choices if isinstance(c, str)}
+        elif isinstance(choices, str):
+            keys.add(choices)
+    return frozenset(keys)
+
+
+class JsonTypes(BaseModel):
+    """Strict JSON types: ``"5"`` is not a number and ``true`` is not 1, but ``5.0``
+    is an integer (as in JSON Schema)."""
+
+    model_config = ConfigDict(strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _integral_floats(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        keys = _int_keys(cls)
+        return {
+            k: int(v) if k in keys and isinstance(v, float) and v.is_integer() else v
+            for k, v in data.items()
+        }
+
+
+class WireModel(JsonTypes):
+    """Base for request bodies: unknown fields are a clear 400, not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, strict=True)
+
+
+HTTP_URL_PATTERN = r"^https?://[^\s/?#]+([/?#]\S*)?$"
+
+
+class OutModel(BaseModel):
+    """Base for responses."""
+
+    model_config = ConfigDict(populate_by_name=True, from_attributes=True)
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(examples=["invalid_request"])
+    message: str
+    param: str | None = None
+    type: str = Field(examples=["invalid_request_error"])
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
+
+class Pagination(BaseModel):
+    total: int
+    limit: int
+    offset: int
+
+
+class SuccessMessage(BaseModel):
+    success: bool = True
+    message: str
+
+
+JsonObject = dict[str, Any]
+
+
+def _check_json_schema(v: dict[str, Any]) -> dict[str, Any]:
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+
+    try:
+        Draft202012Validator.check_schema(v)
+    except SchemaError as exc:
+        raise ValueError(f"not a valid JSON Schema: {exc.message}") from exc
+    return v
+
+
+#: a JSON Schema document (checked against the 2020-12 meta-schema)
+JsonSchemaDoc = Annotated[dict[str, Any], AfterValidator(_check_json_schema)]
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """Offset/limit window of a list query."""
+
+    limit: int = 100
+    offset: int = 0

@@ -1,0 +1,97 @@
+"""``flireo serve``: one process with the API (and, as they land, SIP, the
+webhook outbox and the campaign dialer) on one event loop."""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+import uvicorn
+from rich.console import Console
+from rich.panel import Panel
+
+from flireo.api.app import create_app
+from flireo.clock import SystemClock
+from flireo.security.secrets import load_keyring
+from flireo.services.analysis_jobs import AnalysisWorker
+from flireo.services.builder import build_services
+from flireo.services.call_lifecycle import CallLifecycle
+from flireo.services.dialer import DisabledDialer
+from flireo.services.organizations import bootstrap
+from flireo.services.recovery import end_interrupted_calls
+from flireo.settings import Settings
+from flireo.store.db import Database
+from flireo.store.migrate import upgrade
+from flireo.webhooks.delivery import WebhookDeliverer
+
+log = structlog.get_logger(__name__)
+
+
+async def prepare_database(settings: Settings, db: Database, console: Console) -> None:
+    """Migrate, then on an empty database create the first organization and show its key."""
+    if settings.auto_migrate:
+        await upgrade(db)
+    async with db.transaction() as session:
+        key = await bootstrap(session, settings.initial_minutes_balance)
+    if key:
+        console.print(
+            Panel.fit(
+                f"[bold]{key}[/bold]\n\nThis API key is shown once. Use it as\n"
+                "  Authorization: Bearer <key>\n"
+                "More keys: flireo keys create",
+                title="First start: organization created",
+                border_style="green",
+            )
+        )
+
+
+async def serve(settings: Settings, console: Console | None = None) -> None:
+    console = console or Console()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    keyring = load_keyring(settings.secret_key, settings.data_dir, create=True)
+    db = Database(settings.resolved_database_url)
+    await prepare_database(settings, db, console)
+    clock = SystemClock()
+    dialer = DisabledDialer(db, clock)
+    services = build_services(settings, dialer=dialer, db=db, keyring=keyring, clock=clock)
+    deliverer = WebhookDeliverer(
+        db, services.http, services.vault, settings, clock, node_id=settings.node_id
+    )
+    services.kick_webhooks = deliverer.kick
+    analysis = AnalysisWorker(
+        db,
+        services.vault,
+        settings,
+        clock,
+        services.http,
+        node_id=settings.node_id,
+        on_webhook=deliverer.kick,
+    )
+    lifecycle = CallLifecycle(
+        db, settings, clock, on_webhook=deliverer.kick, on_analysis=analysis.kick
+    )
+    await end_interrupted_calls(lifecycle, settings.node_id)
+    await deliverer.start()
+    await analysis.start()
+    app = create_app(services)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=False,
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    log.info("serving", url=f"http://{settings.host}:{settings.port}", database=db.dialect)
+    try:
+        await server.serve()
+    finally:
+        await analysis.stop()
+        await deliverer.stop()
+        await services.http.aclose()
+        await db.dispose()
+
+
+def run(settings: Settings) -> None:
+    asyncio.run(serve(settings))

@@ -1,0 +1,104 @@
+"""One settings object for the whole platform; every field is a ``FLIREO_*``
+environment variable (e.g. ``FLIREO_DATABASE_URL``)."""
+
+from __future__ import annotations
+
+import socket
+from decimal import Decimal
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FLIREO_", extra="ignore")
+
+    # --- server and store -------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Path("data")
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy async URL; default: SQLite WAL file in data_dir",
+    )
+    auto_migrate: bool = True
+    log_level: str = "info"
+    log_json: bool = False
+
+    # --- secrets ----------------------------------------------------------
+    #: keyring: "kid:base64key[,kid:base64key...]" (first = current) or one base64 key.
+    #: Unset: generated into ``data_dir/secret.key`` on first start.
+    secret_key: str | None = None
+
+    # --- API limits -------------------------------------------------------
+    rate_limit_per_minute: int = 100
+    control_rate_limit_per_minute: int = 10
+    max_body_bytes: int = 1_048_576
+
+    # --- billing ----------------------------------------------------------
+    price_per_minute: Decimal = Decimal("0.07")
+    currency: str = "EUR"
+    #: minutes credited to the organization created on first start
+    initial_minutes_balance: int = 1000
+
+    # --- routing between nodes ---------------------------------------------
+    bus: Literal["memory", "redis"] = "memory"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    #: this process's name among several nodes (default: the host name)
+    node_id: str = Field(default_factory=socket.gethostname)
+
+    # --- webhooks and post-call work ----------------------------------------
+    allow_private_webhooks: bool = False
+    #: multiplies the retry schedule (tests compress it, e.g. 0.001)
+    webhook_retry_scale: float = 1.0
+    webhook_timeout_seconds: float = 10.0
+    #: the end-of-call report waits at most this long for the analysis
+    analysis_max_wait_seconds: float = 60.0
+
+    # --- e-mail domains (Resend) and DNS ------------------------------------
+    resend_base_url: str = "https://api.resend.com"
+    #: "host" or "host:port" entries; empty = the system resolver
+    dns_nameservers: list[str] = Field(default_factory=list)
+    dns_timeout_seconds: float = 3.0
+
+    # --- platform vendor keys (used when an organization has no BYOK key) ---
+    openai_api_key: str | None = None
+    openai_base_url: str = "https://api.openai.com/v1"
+    anthropic_api_key: str | None = None
+    anthropic_base_url: str = "https://api.anthropic.com"
+    groq_api_key: str | None = None
+    groq_base_url: str = "https://api.groq.com/openai/v1"
+    xai_api_key: str | None = None
+    xai_base_url: str = "https://api.x.ai/v1"
+    xai_realtime_url: str = "wss://api.x.ai/v1/realtime"
+    mistral_api_key: str | None = None
+    mistral_base_url: str = "https://api.mistral.ai/v1"
+    deepgram_api_key: str | None = None
+    deepgram_url: str = "wss://api.deepgram.com/v1/listen"
+    elevenlabs_api_key: str | None = None
+    elevenlabs_base_url: str = "https://api.elevenlabs.io"
+    cartesia_api_key: str | None = None
+    cartesia_base_url: str = "https://api.cartesia.ai"
+    resend_api_key: str | None = None
+
+    # --- defaults for agents created without a speech/LLM config -----------
+    default_stt_provider: str = "whisper"
+    default_stt_model: str = "tiny.en"
+    default_language: str = "en"
+    default_llm_provider: str = "openai"
+    default_llm_model: str = "gpt-4o-mini"
+    default_tts_provider: str = "piper"
+    default_tts_voice: str = "joe-us"
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'flireo.db').as_posix()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")

@@ -1,0 +1,198 @@
+"""Agents: defaults, template copies, the webhook secret in the vault."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from flireo.domain.agents import (
+    AgentCreate,
+    AgentOut,
+    AgentUpdate,
+    AnalysisPlan,
+    StartSpeakingPlan,
+    StopSpeakingPlan,
+    _AgentFields,
+)
+from flireo.domain.tools import tool_from_template
+from flireo.settings import Settings
+from flireo.store.crud import get_owned
+from flireo.store.tables import Agent, AnalysisTemplate, ToolTemplate
+from flireo.store.vault import Vault
+
+#: body fields stored in their own columns, dumped as JSON-friendly values
+_CONFIG_FIELDS = ("stt_config", "llm_config", "tts_config", "analysis_plan")
+_PLAN_FIELDS = ("start_speaking_plan", "stop_speaking_plan")
+_NON_NULLABLE = frozenset(
+    {"name", "is_active", "voicemail_detection", "autonomous_silence_handling", "gdpr_mode"}
+)
+_NOT_COLUMNS = {"webhook_secret", "tool_template_ids", "analysis_template_id", *_PLAN_FIELDS}
+
+
+def default_configs(settings: Settings) -> dict[str, dict[str, Any]]:
+    """What an agent created without speech/LLM configs runs on (local by default)."""
+    return {
+        "stt_config": {
+            "provider": settings.default_stt_provider,
+            "model": settings.default_stt_model,
+            "language": settings.default_language,
+        },
+        "llm_config": {
+            "provider": settings.default_llm_provider,
+            "model": settings.default_llm_model,
+            "temperature": 0.7,
+            "messages": [],
+            "tools": [],
+        },
+        "tts_config": {
+            "provider": settings.default_tts_provider,
+            "voiceId": settings.default_tts_voice,
+        },
+    }
+
+
+def _dump(value: Any) -> Any:
+    return value.model_dump(by_alias=True, exclude_none=True, mode="json") if value else None
+
+
+async def _copy_tool_templates(
+    session: AsyncSession, org_id: str, template_ids: list[str], llm_config: dict[str, Any]
+) -> dict[str, Any]:
+    tools: list[dict[str, Any]] = list(llm_config.get("tools") or [])
+    for index, template_id in enumerate(template_ids):
+        template = await get_owned(
+            session,
+            ToolTemplate,
+            org_id,
+            template_id,
+            what="Tool template",
+            param=f"tool_template_ids.{index}",
+        )
+        tool = tool_from_template(template.tool_type, template.tool_config)
+        # a template replaces a tool of the same name (or the same built-in type)
+        key = tool.get("name") if tool["type"] == "function" else tool["type"]
+        tools = [
+            t
+            for t in tools
+            if (t.get("name") if t.get("type") == "function" else t.get("type")) != key
+        ]
+        tools.append(tool)
+    return {**llm_config, "tools": tools}
+
+
+async def _copy_analysis_template(
+    session: AsyncSession, org_id: str, template_id: str, plan: dict[str, Any] | None
+) -> dict[str, Any]:
+    template = await get_owned(
+        session,
+        AnalysisTemplate,
+        org_id,
+        template_id,
+        what="Analysis template",
+        param="analysis_template_id",
+    )
+    messages = list(template.messages or [])
+    if not messages:
+        if template.system_prompt:
+            messages.append({"role": "system", "content": template.system_prompt})
+        if template.user_prompt:
+            messages.append({"role": "user", "content": template.user_prompt})
+    merged = dict(plan or {})
+    merged["structuredDataPlan"] = {
+        "enabled": True,
+        "schema": template.schema,
+        "messages": messages,
+    }
+    if template.min_messages_threshold is not None:
+        merged["minMessagesThreshold"] = template.min_messages_threshold
+    return AnalysisPlan.model_validate(merged).model_dump(by_alias=True, exclude_none=True)
+
+
+async def _apply(
+    session: AsyncSession,
+    vault: Vault,
+    agent: Agent,
+    body: _AgentFields,
+    fields: set[str],
+) -> None:
+    values = body.model_dump(include=fields - _NOT_COLUMNS - set(_CONFIG_FIELDS))
+    if "webhook_events" in values and values["webhook_events"] is None:
+        values["webhook_events"] = []
+    for key, value in values.items():
+        setattr(agent, key, value)
+    for key in _CONFIG_FIELDS:
+        if key in fields:
+            setattr(
+                agent, key, _dump(getattr(body, key)) or ({} if key != "analysis_plan" else None)
+            )
+    conversation = dict(agent.conversation or {})
+    for key in _PLAN_FIELDS:
+        if key in fields:
+            conversation[key] = _dump(getattr(body, key)) or {}
+    agent.conversation = conversation
+    if body.tool_template_ids:
+        agent.llm_config = await _copy_tool_templates(
+            session, agent.org_id, body.tool_template_ids, agent.llm_config
+        )
+    if body.analysis_template_id:
+        agent.analysis_plan = await _copy_analysis_template(
+            session, agent.org_id, body.analysis_template_id, agent.analysis_plan
+        )
+    if "webhook_secret" in fields:
+        await _set_webhook_secret(session, vault, agent, body.webhook_secret)
+
+
+async def _set_webhook_secret(
+    session: AsyncSession, vault: Vault, agent: Agent, secret: str | None
+) -> None:
+    if secret is None:
+        if agent.webhook_secret_id:
+            old, agent.webhook_secret_id = agent.webhook_secret_id, None
+            await session.flush()
+            await vault.delete(session, agent.org_id, old)
+        return
+    if secret == await vault.masked(session, agent.webhook_secret_id):
+        return  # a client echoing back the masked value from GET: keep the secret
+    row = await vault.put(
+        session, agent.org_id, "webhook_secret", secret, replace_id=agent.webhook_secret_id
+    )
+    agent.webhook_secret_id = row.id
+
+
+async def create_agent(
+    session: AsyncSession, vault: Vault, settings: Settings, org_id: str, body: AgentCreate
+) -> Agent:
+    agent = Agent(org_id=org_id, conversation={}, webhook_events=[], **default_configs(settings))
+    session.add(agent)
+    await _apply(session, vault, agent, body, set(body.model_fields_set) | {"name", "is_active"})
+    await session.flush()
+    return agent
+
+
+async def update_agent(
+    session: AsyncSession, vault: Vault, org_id: str, agent_id: str, body: AgentUpdate
+) -> Agent:
+    agent = await get_owned(session, Agent, org_id, agent_id, what="Agent")
+    # null for a field that cannot be null means "leave as is"
+    fields = {
+        f for f in body.model_fields_set if f not in _NON_NULLABLE or getattr(body, f) is not None
+    }
+    await _apply(session, vault, agent, body, fields)
+    await session.flush()
+    return agent
+
+
+async def agent_out(session: AsyncSession, vault: Vault, agent: Agent) -> AgentOut:
+    conversation = agent.conversation or {}
+    start = StartSpeakingPlan.model_validate(conversation.get("start_speaking_plan") or {})
+    stop = StopSpeakingPlan.model_validate(conversation.get("stop_speaking_plan") or {})
+    return AgentOut.model_validate(
+        {
+            **{k: getattr(agent, k) for k in AgentOut.model_fields if hasattr(agent, k)},
+            "webhook_secret": await vault.masked(session, agent.webhook_secret_id),
+            "webhook_events": list(agent.webhook_events or []),
+            "start_speaking_plan": start.model_dump(by_alias=True),
+            "stop_speaking_plan": stop.model_dump(by_alias=True),
+        }
+    )

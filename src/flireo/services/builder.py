@@ -1,0 +1,44 @@
+"""Build the process-wide :class:`Services` from settings."""
+
+from __future__ import annotations
+
+import httpx
+
+from flireo.api.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from flireo.bus.factory import create_bus
+from flireo.bus.redis import RedisBus
+from flireo.clock import Clock, SystemClock
+from flireo.security.secrets import Keyring, load_keyring
+from flireo.services.container import Services
+from flireo.services.dialer import Dialer
+from flireo.settings import Settings
+from flireo.store.db import Database
+from flireo.store.vault import Vault
+
+
+def build_services(
+    settings: Settings,
+    *,
+    dialer: Dialer,
+    db: Database | None = None,
+    keyring: Keyring | None = None,
+    clock: Clock | None = None,
+) -> Services:
+    keyring = keyring or load_keyring(settings.secret_key, settings.data_dir, create=True)
+    bus = create_bus(settings)
+    limiter: RateLimiter = (
+        RedisRateLimiter(bus.redis) if isinstance(bus, RedisBus) else MemoryRateLimiter()
+    )
+    return Services(
+        settings=settings,
+        db=db or Database(settings.resolved_database_url),
+        vault=Vault(
+            keyring,
+            reload=lambda: load_keyring(settings.secret_key, settings.data_dir, create=False),
+        ),
+        bus=bus,
+        dialer=dialer,
+        http=httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0)),
+        clock=clock or SystemClock(),
+        limiter=limiter,
+    )

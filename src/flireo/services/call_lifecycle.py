@@ -1,0 +1,124 @@
+"""How a call record moves: status changes with their webhooks, and the one
+place a call ends (final status, transcript, usage, end-of-call report).
+
+Each step is one transaction, so a webhook exists exactly when the change it
+reports was committed, and a call is finished exactly once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Literal
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from flireo.billing.ledger import record_usage
+from flireo.clock import Clock
+from flireo.domain.calls import FINAL_STATUSES
+from flireo.domain.usage import VendorUsage
+from flireo.services.calls import set_status
+from flireo.settings import Settings
+from flireo.store.db import Database
+from flireo.store.tables import Agent, AnalysisJob, Call
+from flireo.webhooks import outbox, payloads
+
+
+@dataclass
+class CallCompletion:
+    """What the conversation (or the dialer) reports when a call is over."""
+
+    status: Literal["ended", "failed", "rejected"]
+    ended_reason: str
+    error: str | None = None
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    transcript: str | None = None
+    #: set directly when no analysis is needed (e.g. "Voicemail detected. ...")
+    summary: str | None = None
+    metrics: dict[str, Any] | None = None
+    usage: VendorUsage = field(default_factory=VendorUsage)
+
+
+def analysis_plan(call: Call, agent: Agent | None) -> dict[str, Any] | None:
+    """The plan for this call: a per-call override (assistant-request) or the agent's."""
+    override = (call.overrides or {}).get("analysisPlan")
+    if isinstance(override, dict) and override:
+        return override
+    return agent.analysis_plan if agent is not None and agent.analysis_plan else None
+
+
+class CallLifecycle:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        clock: Clock,
+        *,
+        on_webhook: Callable[[], None] | None = None,
+        on_analysis: Callable[[], None] | None = None,
+    ) -> None:
+        self.db, self.settings, self.clock = db, settings, clock
+        self._on_webhook = on_webhook or (lambda: None)
+        self._on_analysis = on_analysis or (lambda: None)
+
+    async def transition(self, call_id: str, status: str, *, error: str | None = None) -> bool:
+        """A non-final status change (``ringing``, ``in-progress``) and its webhook."""
+        if status in FINAL_STATUSES:
+            raise ValueError("use finish() to end a call")
+        now = self.clock.now()
+        async with self.db.transaction() as s:
+            call = await s.get(Call, call_id, with_for_update=True)
+            if call is None or not set_status(call, status, now=now):
+                return False
+            await outbox.enqueue_status(s, call, status, now=now, error=error)
+        self._on_webhook()
+        return True
+
+    async def finish(self, call_id: str, completion: CallCompletion) -> bool:
+        """End the call once; False when it had already ended (nothing changes)."""
+        now = self.clock.now()
+        async with self.db.transaction() as s:
+            call = await s.get(Call, call_id, with_for_update=True)
+            if call is None or not set_status(
+                call,
+                completion.status,
+                now=now,
+                ended_reason=completion.ended_reason,
+                error=completion.error,
+            ):
+                return False
+            call.messages = completion.messages
+            call.transcript = completion.transcript
+            call.metrics = completion.metrics
+            if completion.summary is not None:
+                call.summary = completion.summary
+            await record_usage(s, call, completion.usage, self.settings.price_per_minute)
+            await outbox.enqueue_status(s, call, completion.status, now=now, error=completion.error)
+            wants_analysis = await self._queue_report(s, call, completion)
+        self._on_webhook()
+        if wants_analysis:
+            self._on_analysis()
+        return True
+
+    async def _queue_report(self, s: AsyncSession, call: Call, completion: CallCompletion) -> bool:
+        """The end-of-call report: now, or held until the analysis is done (at most
+        ``analysis_max_wait_seconds``). Returns whether analysis was queued."""
+        now = self.clock.now()
+        agent = await s.get(Agent, call.agent_id) if call.agent_id else None
+        plan = analysis_plan(call, agent)
+        answered = call.started_at is not None and bool(completion.messages)
+        if plan is None or not answered or completion.summary is not None:
+            call.analysis_status = "skipped" if plan is not None else None
+            body = payloads.end_of_call_report(
+                call, number_name=await outbox.number_name(s, call), now=now
+            )
+            await outbox.enqueue(s, call, "end-of-call-report", now=now, payload=body)
+            return False
+        call.analysis_status = "pending"
+        s.add(
+            AnalysisJob(call_id=call.id, org_id=call.org_id, status="pending", next_attempt_at=now)
+        )
+        hold = now + timedelta(seconds=self.settings.analysis_max_wait_seconds)
+        await outbox.enqueue(s, call, "end-of-call-report", now=now, hold_until=hold)
+        return True

@@ -1,0 +1,32 @@
+"""Everything a request or a call needs, built once per process."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import httpx
+
+from flireo.api.ratelimit import RateLimiter
+from flireo.bus.base import Bus
+from flireo.clock import Clock
+from flireo.services.dialer import Dialer
+from flireo.settings import Settings
+from flireo.store.db import Database
+from flireo.store.vault import Vault
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    vault: Vault
+    bus: Bus
+    dialer: Dialer
+    http: httpx.AsyncClient
+    clock: Clock
+    limiter: RateLimiter
+    #: api key id -> monotonic time of the last ``last_used_at`` write
+    key_last_used: dict[str, float] = field(default_factory=dict)
+    #: wakes the webhook deliverer of this process (set by the server)
+    kick_webhooks: Callable[[], None] = lambda: None

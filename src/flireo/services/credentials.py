@@ -1,0 +1,94 @@
+"""Vendor API keys: the organization's BYOK key, else the platform's own."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from flireo.domain.byok import BYOK_PROVIDERS, ByokKeyInfo, ByokKeysResponse
+from flireo.settings import Settings
+from flireo.store.tables import ByokKey, Secret
+from flireo.store.vault import Vault
+
+#: which key a pipeline provider name uses
+KEY_FOR_PROVIDER = {
+    "openai": "openai",
+    "anthropic": "anthropic",
+    "groq": "groq",
+    "xai": "xai",
+    "xai_realtime": "xai",
+    "mistral": "mistral",
+    "deepgram": "deepgram",
+    "elevenlabs": "elevenlabs",
+    "cartesia": "cartesia",
+    "resend": "resend",
+}
+
+
+def platform_key(settings: Settings, key_name: str) -> str | None:
+    value = getattr(settings, f"{key_name}_api_key", None)
+    return value if isinstance(value, str) and value else None
+
+
+async def resolve_key(
+    session: AsyncSession, vault: Vault, settings: Settings, org_id: str, provider: str
+) -> str | None:
+    """The API key ``provider`` should use for ``org_id`` (None: nothing configured)."""
+    key_name = KEY_FOR_PROVIDER.get(provider)
+    if key_name is None:
+        return None
+    row = await session.get(ByokKey, (org_id, key_name))
+    if row is not None:
+        value = await vault.reveal(session, org_id, row.secret_id)
+        if value:
+            return value
+    return platform_key(settings, key_name)
+
+
+async def byok_state(session: AsyncSession, org_id: str) -> ByokKeysResponse:
+    rows = (
+        await session.execute(
+            select(ByokKey, Secret)
+            .join(Secret, Secret.id == ByokKey.secret_id)
+            .where(ByokKey.org_id == org_id)
+            .order_by(ByokKey.provider)
+        )
+    ).all()
+    refs: dict[str, str | None] = {f"{p}_secret_id": None for p in BYOK_PROVIDERS}
+    keys = []
+    for key, secret in rows:
+        refs[f"{key.provider}_secret_id"] = key.secret_id
+        keys.append(
+            ByokKeyInfo(
+                provider=key.provider,
+                secret_id=key.secret_id,
+                masked_key=secret.masked,
+                updated_at=secret.updated_at,
+            )
+        )
+    return ByokKeysResponse(byok_keys=refs, keys=keys)
+
+
+async def set_byok_key(
+    session: AsyncSession, vault: Vault, org_id: str, provider: str, api_key: str
+) -> None:
+    """Add a key, or rotate the existing one in place (same vault reference)."""
+    row = await session.get(ByokKey, (org_id, provider))
+    secret = await vault.put(
+        session, org_id, f"byok:{provider}", api_key, replace_id=row.secret_id if row else None
+    )
+    if row is None:
+        session.add(ByokKey(org_id=org_id, provider=provider, secret_id=secret.id))
+    else:
+        row.secret_id = secret.id
+    await session.flush()
+
+
+async def delete_byok_key(session: AsyncSession, vault: Vault, org_id: str, provider: str) -> None:
+    row = await session.get(ByokKey, (org_id, provider))
+    if row is None:
+        return
+    secret_id = row.secret_id
+    await session.delete(row)
+    await session.flush()
+    await vault.delete(session, org_id, secret_id)

@@ -1,0 +1,103 @@
+"""Writing asynchronous webhooks into the outbox, in the caller's transaction.
+
+An event is written together with the state change it reports (a status
+change, a finished call), so it is delivered if and only if that change
+committed. ``seq`` orders the events of one call.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from flireo.domain.agents import WEBHOOK_EVENTS
+from flireo.store.tables import Agent, Call, PhoneNumber, WebhookEvent
+from flireo.webhooks import payloads
+
+ASYNC_EVENTS = ("status-update", "end-of-call-report")
+
+
+def wants(agent: Agent | None, event_type: str) -> bool:
+    """Whether ``agent`` takes ``event_type`` (an empty ``webhook_events`` means all)."""
+    if agent is None or not agent.webhook_url or agent.webhook_disabled_at is not None:
+        return False
+    selected = agent.webhook_events or list(WEBHOOK_EVENTS)
+    return event_type in selected
+
+
+async def number_name(session: AsyncSession, call: Call) -> str | None:
+    if not call.number_id:
+        return None
+    number = await session.get(PhoneNumber, call.number_id)
+    return number.name if number else None
+
+
+async def _next_seq(session: AsyncSession, call_id: str) -> int:
+    current = await session.execute(
+        select(func.max(WebhookEvent.seq)).where(WebhookEvent.call_id == call_id)
+    )
+    return int(current.scalar_one() or 0) + 1
+
+
+async def enqueue(
+    session: AsyncSession,
+    call: Call,
+    event_type: str,
+    *,
+    now: datetime,
+    payload: dict[str, Any] | None = None,
+    hold_until: datetime | None = None,
+) -> WebhookEvent | None:
+    """Add an event for ``call``'s agent; None when the agent does not take it.
+
+    A ``hold_until`` event waits (status ``held``) until that time or until
+    :func:`release` is called; its payload is rendered when it is released.
+    """
+    agent = await session.get(Agent, call.agent_id) if call.agent_id else None
+    if agent is None or not wants(agent, event_type):
+        return None
+    assert agent.webhook_url is not None
+    event = WebhookEvent(
+        org_id=call.org_id,
+        call_id=call.id,
+        agent_id=agent.id,
+        event_type=event_type,
+        seq=await _next_seq(session, call.id),
+        url=agent.webhook_url,
+        payload=payload,
+        status="held" if hold_until is not None else "pending",
+        hold_until=hold_until,
+        next_attempt_at=hold_until or now,
+        attempts=0,
+        created_at=now,
+    )
+    session.add(event)
+    await session.flush()
+    return event
+
+
+async def enqueue_status(
+    session: AsyncSession, call: Call, status: str, *, now: datetime, error: str | None = None
+) -> WebhookEvent | None:
+    body = payloads.status_update(
+        call, number_name=await number_name(session, call), now=now, status=status, error=error
+    )
+    return await enqueue(session, call, "status-update", now=now, payload=body)
+
+
+async def release(session: AsyncSession, call_id: str, event_type: str, *, now: datetime) -> None:
+    """Make held events of ``call_id`` due now (e.g. the analysis finished)."""
+    rows = await session.execute(
+        select(WebhookEvent).where(
+            WebhookEvent.call_id == call_id,
+            WebhookEvent.event_type == event_type,
+            WebhookEvent.status == "held",
+        )
+    )
+    for event in rows.scalars():
+        event.status = "pending"
+        event.hold_until = None
+        event.next_attempt_at = now

@@ -1,0 +1,1 @@
+from tests.fakes.openai_chat import fake_openai  # noqa: F401 - pytest fixture

@@ -1,0 +1,193 @@
+"""An :class:`~flireo.engine.transport.AudioTransport` in memory, paced on the clock.
+
+It behaves like a phone line: :meth:`MemoryTransport.audio` yields one 20 ms
+caller frame every 20 ms of clock time (the caller's queued speech, else
+silence), and on the same tick one 20 ms frame of queued agent audio is
+"played" and logged with its timestamp. The other side (a test, a benchmark,
+later a browser websocket) pushes caller audio, presses keys, hangs up, and
+reads what the agent sent, when, and what it did (DTMF, transfers, hang-up).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from flireo.clock import Clock
+from flireo.engine.transport import DtmfDigit, RemoteHangup, TransferResult, TransportEvent
+from flireo.media.frames import BYTES_PER_SAMPLE, FRAME_BYTES, FRAME_MS
+
+_FRAME_S = FRAME_MS / 1000
+_SILENCE = bytes(FRAME_BYTES)
+#: behind schedule by more than this (a stalled loop): restart the schedule, no burst
+_RESYNC_S = 0.2
+
+
+@dataclass(frozen=True, slots=True)
+class PlayedFrame:
+    #: clock time the frame went out
+    at: float
+    pcm: bytes
+
+
+class MemoryTransport:
+    def __init__(
+        self,
+        clock: Clock,
+        *,
+        record: bool = True,
+        transfer_result: TransferResult | None = None,
+    ) -> None:
+        self._clock = clock
+        self._record = record
+        self.transfer_result = transfer_result or TransferResult(ok=True)
+        # agent → caller
+        self._out: deque[bytes] = deque()
+        self._out_offset = 0  # bytes of the head chunk already played
+        self._out_bytes = 0
+        self._played_samples = 0
+        self.played: list[PlayedFrame] = []
+        self.clears: list[float] = []
+        # caller → agent
+        self._in: deque[bytes] = deque()
+        self._in_empty = asyncio.Event()
+        self._in_empty.set()
+        self._events: asyncio.Queue[TransportEvent | None] = asyncio.Queue()
+        # what the agent did
+        self.dtmf_sent: list[str] = []
+        self.transfers: list[str] = []
+        self.hung_up = False
+        self.hung_up_at: float | None = None
+        self._closed = False
+
+    # --- AudioTransport (the engine's side) ----------------------------------------------
+    async def audio(self) -> AsyncIterator[bytes]:
+        clock = self._clock
+        start = clock.monotonic()
+        ticks = 0
+        while not self._closed:
+            ticks += 1
+            delay = start + ticks * _FRAME_S - clock.monotonic()
+            if delay > 0:
+                await clock.sleep(delay)
+            elif delay < -_RESYNC_S:
+                start, ticks = clock.monotonic(), 0
+            if self.closed:  # hung up while we waited
+                return
+            self._play_frame()
+            if self._in:
+                frame = self._in.popleft()
+                if not self._in:
+                    self._in_empty.set()
+            else:
+                frame = _SILENCE
+            yield frame
+
+    async def events(self) -> AsyncIterator[TransportEvent]:
+        while (event := await self._events.get()) is not None:
+            yield event
+
+    async def send(self, pcm: bytes) -> None:
+        if self._closed or not pcm:
+            return
+        self._out.append(bytes(pcm))
+        self._out_bytes += len(pcm)
+
+    def clear(self) -> None:
+        self._out.clear()
+        self._out_offset = 0
+        self._out_bytes = 0
+        self.clears.append(self._clock.monotonic())
+
+    @property
+    def played_samples(self) -> int:
+        return self._played_samples
+
+    @property
+    def queued_samples(self) -> int:
+        return self._out_bytes // BYTES_PER_SAMPLE
+
+    async def send_dtmf(self, digits: str) -> None:
+        self.dtmf_sent.append(digits)
+
+    async def transfer(self, destination: str) -> TransferResult:
+        self.transfers.append(destination)
+        return self.transfer_result
+
+    async def hangup(self) -> None:
+        if not self.hung_up:
+            self.hung_up = True
+            self.hung_up_at = self._clock.monotonic()
+        self._close()
+
+    def _close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._events.put_nowait(None)
+
+    def _play_frame(self) -> None:
+        if not self._out_bytes:
+            return
+        parts: list[bytes] = []
+        need = FRAME_BYTES
+        while need and self._out:
+            head = self._out[0]
+            take = head[self._out_offset : self._out_offset + need]
+            parts.append(take)
+            need -= len(take)
+            self._out_offset += len(take)
+            if self._out_offset >= len(head):
+                self._out.popleft()
+                self._out_offset = 0
+        frame = b"".join(parts)
+        self._out_bytes -= len(frame)
+        self._played_samples += len(frame) // BYTES_PER_SAMPLE
+        if self._record:
+            self.played.append(PlayedFrame(self._clock.monotonic(), frame))
+
+    # --- the caller's side ---------------------------------------------------------------
+    def push_caller_audio(self, pcm: bytes) -> None:
+        """Queue caller speech (16 kHz s16le); it is heard in real time after what is queued."""
+        for i in range(0, len(pcm), FRAME_BYTES):
+            frame = pcm[i : i + FRAME_BYTES]
+            if len(frame) < FRAME_BYTES:
+                frame += bytes(FRAME_BYTES - len(frame))
+            self._in.append(frame)
+        if self._in:
+            self._in_empty.clear()
+
+    async def caller_says(self, pcm: bytes) -> None:
+        """Queue caller speech and wait until the engine has received all of it."""
+        self.push_caller_audio(pcm)
+        await self._in_empty.wait()
+
+    def press(self, digits: str) -> None:
+        for digit in digits:
+            self._events.put_nowait(DtmfDigit(digit))
+
+    def remote_hangup(self, reason: str = "customer-ended-call") -> None:
+        if not self._closed:
+            self._events.put_nowait(RemoteHangup(reason))
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # --- what the agent said -----------------------------------------------------------
+    def agent_audio(self, since: float | None = None, until: float | None = None) -> bytes:
+        """The agent audio that was played (between ``since`` and ``until``)."""
+        return b"".join(
+            f.pcm
+            for f in self.played
+            if (since is None or f.at >= since) and (until is None or f.at <= until)
+        )
+
+    @property
+    def first_played_at(self) -> float | None:
+        return self.played[0].at if self.played else None
+
+    @property
+    def last_played_at(self) -> float | None:
+        return self.played[-1].at if self.played else None

@@ -1,0 +1,70 @@
+"""How audio reaches a call: the one interface between the engine and SIP,
+carrier websockets, browsers or the in-memory test transport."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class DtmfDigit:
+    digit: str  # one of 0-9 * # A-D
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteHangup:
+    """The far end hung up (BYE, websocket closed...)."""
+
+    reason: str = "customer-ended-call"
+
+
+TransportEvent = DtmfDigit | RemoteHangup
+
+
+@dataclass(frozen=True, slots=True)
+class TransferResult:
+    ok: bool
+    detail: str = ""
+
+
+class AudioTransport(Protocol):
+    """Engine side is always 16 kHz mono s16le (see :mod:`flireo.media.frames`)."""
+
+    def audio(self) -> AsyncIterator[bytes]:
+        """Caller audio as 20 ms frames; ends when the call's media ends."""
+        ...
+
+    def events(self) -> AsyncIterator[TransportEvent]:
+        """DTMF digits and the remote hang-up; ends when the call ends."""
+        ...
+
+    async def send(self, pcm: bytes) -> None:
+        """Queue agent speech; the transport paces it out in real time."""
+        ...
+
+    def clear(self) -> None:
+        """Drop all queued, not yet played agent speech at once (barge-in)."""
+        ...
+
+    @property
+    def played_samples(self) -> int:
+        """Agent samples actually sent to the caller since the call began
+        (a monotonic counter: queued-then-cleared audio never counts)."""
+        ...
+
+    @property
+    def queued_samples(self) -> int:
+        """Agent samples queued and not yet played."""
+        ...
+
+    async def send_dtmf(self, digits: str) -> None: ...
+
+    async def transfer(self, destination: str) -> TransferResult:
+        """Hand the caller to ``destination`` (E.164 number or SIP URI)."""
+        ...
+
+    async def hangup(self) -> None:
+        """End the call from our side; idempotent."""
+        ...

@@ -1,0 +1,101 @@
+"""From an agent's pipeline configs to provider instances.
+
+The one place that maps ``provider`` strings to vendor classes (the engine
+only sees the interfaces). Keys are resolved by the caller (BYOK first, then
+the platform's own); a vendor class raises ``MissingCredentials`` when it
+needs a key and has none. Vendor base URLs come from settings so operators
+(and tests) can point them elsewhere.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from flireo.errors import ProviderError
+from flireo.providers.llm.anthropic import AnthropicLLM
+from flireo.providers.llm.base import LanguageModel
+from flireo.providers.llm.openai_compat import DEFAULT_BASE_URLS, OpenAICompatibleLLM
+from flireo.providers.realtime.base import RealtimeModel
+from flireo.providers.realtime.xai import XaiRealtimeModel
+from flireo.providers.stt.base import SpeechToText
+from flireo.providers.stt.local_pocketsphinx import PocketsphinxSTT
+from flireo.providers.stt.local_whisper import WhisperSTT
+from flireo.providers.tts.base import TextToSpeech
+from flireo.providers.tts.local_piper import PiperTTS
+from flireo.settings import Settings
+
+#: providers that run on this machine and need no key
+LOCAL_PROVIDERS = frozenset({"whisper", "pocketsphinx", "piper", "ollama"})
+_OPENAI_COMPATIBLE = frozenset({"openai", "groq", "xai", "mistral", "ollama", "openai-compatible"})
+
+
+def llm_base_url(provider: str, config: dict[str, Any], settings: Settings) -> str:
+    if config.get("base_url"):
+        return str(config["base_url"])
+    configured = getattr(settings, f"{provider}_base_url", None)
+    if isinstance(configured, str) and configured:
+        return configured
+    if provider in DEFAULT_BASE_URLS:
+        return DEFAULT_BASE_URLS[provider]
+    raise ProviderError(provider, "no base_url configured")
+
+
+def build_llm(
+    config: dict[str, Any], *, api_key: str | None, settings: Settings, http: httpx.AsyncClient
+) -> LanguageModel:
+    provider = str(config.get("provider") or settings.default_llm_provider)
+    model = str(config.get("model") or settings.default_llm_model)
+    if provider == "anthropic":
+        return AnthropicLLM(
+            model=model, api_key=api_key, base_url=settings.anthropic_base_url, http=http
+        )
+    if provider in _OPENAI_COMPATIBLE:
+        return OpenAICompatibleLLM(
+            provider=provider,
+            model=model,
+            api_key=api_key,
+            base_url=llm_base_url(provider, config, settings),
+            http=http,
+        )
+    raise ProviderError(provider, "unknown LLM provider")
+
+
+def build_stt(config: dict[str, Any], *, api_key: str | None, settings: Settings) -> SpeechToText:
+    provider = str(config.get("provider") or settings.default_stt_provider)
+    if provider == "whisper":
+        return WhisperSTT()
+    if provider == "pocketsphinx":
+        return PocketsphinxSTT()
+    raise ProviderError(provider, "unknown or unavailable STT provider")
+
+
+def build_tts(config: dict[str, Any], *, api_key: str | None, settings: Settings) -> TextToSpeech:
+    provider = str(config.get("provider") or settings.default_tts_provider)
+    voice = config.get("voiceId") or config.get("voice_id")
+    if provider == "piper":
+        speed = config.get("speed")
+        return PiperTTS(
+            str(voice or settings.default_tts_voice),
+            speed=float(speed) if isinstance(speed, int | float) else None,
+        )
+    raise ProviderError(provider, "unknown or unavailable TTS provider")
+
+
+def build_realtime(
+    config: dict[str, Any], *, api_key: str | None, settings: Settings
+) -> RealtimeModel:
+    provider = str(config.get("provider"))
+    if provider == "xai_realtime":
+        model = config.get("model")
+        return XaiRealtimeModel(
+            api_key=api_key,
+            model=str(model) if model else None,
+            url=settings.xai_realtime_url,
+        )
+    raise ProviderError(provider, "not a realtime provider")
+
+
+def is_realtime(llm_config: dict[str, Any]) -> bool:
+    return llm_config.get("provider") == "xai_realtime"

@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from flireo.errors import MissingCredentials
+from flireo.providers.llm.anthropic import AnthropicLLM
+from flireo.providers.llm.openai_compat import OpenAICompatibleLLM
+from flireo.providers.realtime.xai import XaiRealtimeModel
+from flireo.providers.registry import build_llm, build_realtime, build_stt, build_tts
+from flireo.providers.stt.local_whisper import WhisperSTT
+from flireo.providers.tts.local_piper import PiperTTS
+from flireo.settings import Settings
+
+
+async def test_configs_become_the_right_clients() -> None:
+    settings = Settings(groq_base_url="http://127.0.0.1:9/groq")
+    async with httpx.AsyncClient() as http:
+        groq = build_llm(
+            {"provider": "groq", "model": "llama"}, api_key="k", settings=settings, http=http
+        )
+        assert isinstance(groq, OpenAICompatibleLLM)
+        assert (groq.provider, groq.model, groq.base_url) == (
+            "groq",
+            "llama",
+            "http://127.0.0.1:9/groq",
+        )
+        local = build_llm(
+            {
+                "provider": "openai-compatible",
+                "model": "qwen",
+                "base_url": "http://127.0.0.1:8080/v1",
+            },
+            api_key=None,
+            settings=settings,
+            http=http,
+        )
+        assert isinstance(local, OpenAICompatibleLLM)
+        assert local.base_url == "http://127.0.0.1:8080/v1"
+        ollama = build_llm(
+            {"provider": "ollama", "model": "llama3"}, api_key=None, settings=settings, http=http
+        )
+        assert ollama.provider == "ollama"
+        claude = build_llm(
+            {"provider": "anthropic", "model": "claude-3"},
+            api_key="k",
+            settings=settings,
+            http=http,
+        )
+        assert isinstance(claude, AnthropicLLM)
+        with pytest.raises(MissingCredentials):
+            build_llm({"provider": "openai"}, api_key=None, settings=settings, http=http)
+    assert isinstance(
+        build_stt({"provider": "whisper"}, api_key=None, settings=settings), WhisperSTT
+    )
+    tts = build_tts({"provider": "piper", "voiceId": "joe-us"}, api_key=None, settings=settings)
+    assert isinstance(tts, PiperTTS)
+    realtime = build_realtime(
+        {"provider": "xai_realtime", "voice": "ara"}, api_key="k", settings=settings
+    )
+    assert isinstance(realtime, XaiRealtimeModel)
+    with pytest.raises(MissingCredentials):
+        build_realtime({"provider": "xai_realtime"}, api_key=None, settings=settings)

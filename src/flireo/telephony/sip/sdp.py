@@ -1,0 +1,212 @@
+"""SDP offer/answer for one audio stream: PCMU/PCMA + telephone-event (RFC 4566,
+RFC 3264, RFC 4733)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from flireo.telephony.sip.errors import SipParseError
+
+PCMU, PCMA = 0, 8
+CODEC_NAMES = {PCMU: "PCMU", PCMA: "PCMA"}
+_STATIC = {"PCMU": PCMU, "PCMA": PCMA}
+DEFAULT_DTMF_PT = 101
+
+
+class SdpNegotiationError(ValueError):
+    """No common codec: the call must be refused with 488."""
+
+
+@dataclass(frozen=True, slots=True)
+class AudioMedia:
+    host: str
+    port: int
+    payload_types: tuple[int, ...]
+    rtpmap: dict[int, str] = field(default_factory=dict)  # pt → "PCMU/8000"
+    fmtp: dict[int, str] = field(default_factory=dict)
+    ptime: int | None = None
+    direction: str = "sendrecv"
+
+    def codec_name(self, pt: int) -> str | None:
+        if pt in self.rtpmap:
+            return self.rtpmap[pt].split("/")[0].upper()
+        return CODEC_NAMES.get(pt)
+
+    def clock_rate(self, pt: int) -> int:
+        if pt in self.rtpmap:
+            parts = self.rtpmap[pt].split("/")
+            if len(parts) > 1 and parts[1].isdigit():
+                return int(parts[1])
+        return 8000
+
+    @property
+    def telephone_event_pt(self) -> int | None:
+        for pt in self.payload_types:
+            if self.codec_name(pt) == "TELEPHONE-EVENT" and self.clock_rate(pt) == 8000:
+                return pt
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Negotiated:
+    """What both sides agreed: the codec, the DTMF payload type, where to send."""
+
+    codec_pt: int  # PCMU (0) or PCMA (8)
+    dtmf_pt: int | None
+    remote_host: str
+    remote_port: int
+    ptime: int = 20
+    direction: str = "sendrecv"
+
+    @property
+    def codec(self) -> str:
+        return CODEC_NAMES[self.codec_pt]
+
+
+def parse_audio(body: bytes) -> AudioMedia:
+    """The first audio stream of an SDP body."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SipParseError("SDP is not UTF-8") from exc
+    session_host: str | None = None
+    media: dict[str, object] | None = None
+    found: AudioMedia | None = None
+    session_direction = "sendrecv"
+
+    def finish() -> None:
+        nonlocal found
+        if media is not None and found is None and media["kind"] == "audio":
+            host = media.get("host") or session_host
+            if not host:
+                raise SipParseError("SDP without connection address")
+            found = AudioMedia(
+                host=str(host),
+                port=int(str(media["port"])),
+                payload_types=tuple(media["pts"]),  # type: ignore[arg-type]
+                rtpmap=dict(media["rtpmap"]),  # type: ignore[call-overload]
+                fmtp=dict(media["fmtp"]),  # type: ignore[call-overload]
+                ptime=media.get("ptime"),  # type: ignore[arg-type]
+                direction=str(media.get("direction") or session_direction),
+            )
+
+    for raw in text.splitlines():
+        line = raw.strip()
+        if len(line) < 2 or line[1] != "=":
+            continue
+        kind, value = line[0], line[2:]
+        if kind == "m":
+            finish()
+            parts = value.split()
+            if len(parts) < 4 or not parts[1].split("/")[0].isdigit():
+                raise SipParseError(f"bad m= line {line!r}")
+            pts = tuple(int(p) for p in parts[3:] if p.isdigit() and int(p) < 128)
+            media = {
+                "kind": parts[0],
+                "port": int(parts[1].split("/")[0]),
+                "pts": pts,
+                "rtpmap": {},
+                "fmtp": {},
+            }
+        elif kind == "c":
+            parts = value.split()
+            if len(parts) < 3:
+                raise SipParseError(f"bad c= line {line!r}")
+            host = parts[2].split("/")[0]
+            if media is None:
+                session_host = host
+            else:
+                media["host"] = host
+        elif kind == "a":
+            name, _, arg = value.partition(":")
+            if name in ("sendrecv", "sendonly", "recvonly", "inactive"):
+                if media is None:
+                    session_direction = name
+                else:
+                    media["direction"] = name
+            elif media is not None and name in ("rtpmap", "fmtp"):
+                pt_text, _, rest = arg.partition(" ")
+                if pt_text.isdigit():
+                    media[name][int(pt_text)] = rest.strip()  # type: ignore[index]
+            elif media is not None and name == "ptime" and arg.strip().isdigit():
+                media["ptime"] = int(arg.strip())
+    finish()
+    if found is None:
+        raise SipParseError("SDP has no audio stream")
+    return found
+
+
+def negotiate(offer: AudioMedia, preferred: tuple[int, ...] = (PCMU, PCMA)) -> Negotiated:
+    """Answer an offer: the offerer's first codec we support (RFC 3264 §6.1)."""
+    if offer.port == 0:
+        raise SdpNegotiationError("audio stream is disabled (port 0)")
+    codec = next(
+        (
+            pt
+            for pt in offer.payload_types
+            if offer.codec_name(pt) in ("PCMU", "PCMA")
+            and _STATIC[offer.codec_name(pt) or ""] in preferred
+            and offer.clock_rate(pt) == 8000
+        ),
+        None,
+    )
+    if codec is None:
+        raise SdpNegotiationError("no common codec (we speak PCMU and PCMA)")
+    return Negotiated(
+        codec_pt=_STATIC[offer.codec_name(codec) or ""],
+        dtmf_pt=offer.telephone_event_pt,
+        remote_host=offer.host,
+        remote_port=offer.port,
+        ptime=20,
+        direction=_ANSWER_DIRECTION.get(offer.direction, "sendrecv"),
+    )
+
+
+def accept_answer(offered: tuple[int, ...], answer: AudioMedia) -> Negotiated:
+    """Read the answer to our own offer."""
+    neg = negotiate(answer, offered)
+    return Negotiated(
+        neg.codec_pt,
+        neg.dtmf_pt,
+        neg.remote_host,
+        neg.remote_port,
+        neg.ptime,
+        answer.direction,
+    )
+
+
+_ANSWER_DIRECTION = {
+    "sendrecv": "sendrecv",
+    "sendonly": "recvonly",
+    "recvonly": "sendonly",
+    "inactive": "inactive",
+}
+
+
+def build(
+    *,
+    host: str,
+    port: int,
+    session_id: int,
+    version: int,
+    codecs: tuple[int, ...],
+    dtmf_pt: int | None,
+    direction: str = "sendrecv",
+    ptime: int = 20,
+) -> bytes:
+    """Our SDP (an offer with several codecs, or an answer with the one chosen)."""
+    ip = "IP6" if ":" in host else "IP4"
+    pts = [*codecs, *([dtmf_pt] if dtmf_pt is not None else [])]
+    lines = [
+        "v=0",
+        f"o=flireo {session_id} {version} IN {ip} {host}",
+        "s=flireo",
+        f"c=IN {ip} {host}",
+        "t=0 0",
+        f"m=audio {port} RTP/AVP {' '.join(str(p) for p in pts)}",
+    ]
+    lines += [f"a=rtpmap:{pt} {CODEC_NAMES[pt]}/8000" for pt in codecs]
+    if dtmf_pt is not None:
+        lines += [f"a=rtpmap:{dtmf_pt} telephone-event/8000", f"a=fmtp:{dtmf_pt} 0-16"]
+    lines += [f"a=ptime:{ptime}", f"a={direction}"]
+    return ("\r\n".join(lines) + "\r\n").encode()

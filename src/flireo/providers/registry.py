@@ -20,10 +20,15 @@ from flireo.providers.llm.openai_compat import DEFAULT_BASE_URLS, OpenAICompatib
 from flireo.providers.realtime.base import RealtimeModel
 from flireo.providers.realtime.xai import XaiRealtimeModel
 from flireo.providers.stt.base import SpeechToText
+from flireo.providers.stt.deepgram import DeepgramSTT
 from flireo.providers.stt.local_pocketsphinx import PocketsphinxSTT
 from flireo.providers.stt.local_whisper import WhisperSTT
+from flireo.providers.stt.openai_stt import OpenAITranscriptionSTT
 from flireo.providers.tts.base import TextToSpeech
+from flireo.providers.tts.cartesia import CartesiaTTS
+from flireo.providers.tts.elevenlabs import ElevenLabsTTS
 from flireo.providers.tts.local_piper import PiperTTS
+from flireo.providers.tts.openai_tts import OpenAITTS
 from flireo.settings import Settings
 
 #: providers that run on this machine and need no key
@@ -62,23 +67,75 @@ def build_llm(
     raise ProviderError(provider, "unknown LLM provider")
 
 
-def build_stt(config: dict[str, Any], *, api_key: str | None, settings: Settings) -> SpeechToText:
+def build_stt(
+    config: dict[str, Any],
+    *,
+    api_key: str | None,
+    settings: Settings,
+    http: httpx.AsyncClient | None = None,
+) -> SpeechToText:
     provider = str(config.get("provider") or settings.default_stt_provider)
+    model = config.get("model")
     if provider == "whisper":
         return WhisperSTT()
     if provider == "pocketsphinx":
         return PocketsphinxSTT()
+    if provider == "deepgram":
+        return DeepgramSTT(
+            api_key=api_key, model=str(model or "nova-3-general"), url=settings.deepgram_url
+        )
+    if provider == "openai":
+        return OpenAITranscriptionSTT(
+            api_key=api_key,
+            model=str(model or "gpt-4o-mini-transcribe"),
+            base_url=settings.openai_base_url,
+            http=http,
+        )
     raise ProviderError(provider, "unknown or unavailable STT provider")
 
 
-def build_tts(config: dict[str, Any], *, api_key: str | None, settings: Settings) -> TextToSpeech:
+def build_tts(
+    config: dict[str, Any],
+    *,
+    api_key: str | None,
+    settings: Settings,
+    http: httpx.AsyncClient | None = None,
+) -> TextToSpeech:
     provider = str(config.get("provider") or settings.default_tts_provider)
     voice = config.get("voiceId") or config.get("voice_id")
+    model = config.get("model")
+    speed = config.get("speed")
     if provider == "piper":
-        speed = config.get("speed")
         return PiperTTS(
             str(voice or settings.default_tts_voice),
             speed=float(speed) if isinstance(speed, int | float) else None,
+        )
+    if provider == "openai":
+        return OpenAITTS(
+            api_key=api_key,
+            voice=str(voice or "alloy"),
+            model=str(model or "gpt-4o-mini-tts"),
+            base_url=settings.openai_base_url,
+            http=http,
+            speed=float(speed) if isinstance(speed, int | float) else None,
+        )
+    if provider in ("elevenlabs", "cartesia") and not voice:
+        raise ProviderError(provider, "tts_config.voiceId is required")
+    if provider == "elevenlabs":
+        return ElevenLabsTTS(
+            api_key=api_key,
+            voice_id=str(voice),
+            model=str(model or "eleven_flash_v2_5"),
+            base_url=settings.elevenlabs_base_url,
+            http=http,
+        )
+    if provider == "cartesia":
+        return CartesiaTTS(
+            api_key=api_key,
+            voice_id=str(voice),
+            model=str(model or "sonic-2"),
+            base_url=settings.cartesia_base_url,
+            http=http,
         )
     raise ProviderError(provider, "unknown or unavailable TTS provider")
 

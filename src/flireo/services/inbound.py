@@ -1,0 +1,202 @@
+"""Whether and how an inbound call is taken, before it is answered.
+
+Telephony asks :func:`admit_inbound` with the dialed number, the caller and the
+source address; the answer is a SIP decision plus, when the call is taken, the
+stored call record (``ringing``, with the assistant-request overrides on it):
+
+==============================================  =========================================
+unknown number                                   404, no record
+number without an active agent                   480, no record
+trunk pins source IPs and this one is not in     403, no record
+zero minutes balance                             answer, speak the error, record
+                                                 ``rejected`` / ``insufficient-credits``
+assistant-request replies ``{"error": ...}``     answer, speak it, record ``rejected`` /
+                                                 ``assistant-request-returned-error``
+otherwise                                        answer; the record is ``ringing``
+==============================================  =========================================
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+
+import structlog
+from sqlalchemy import select
+
+from flireo.services.assistant_request import ask_assistant
+from flireo.services.call_lifecycle import CallCompletion, CallLifecycle
+from flireo.services.calls import inbound_call_id
+from flireo.services.container import Services
+from flireo.store.tables import Agent, Call, Organization, PhoneNumber, SipTrunk
+from flireo.webhooks import outbox
+
+log = structlog.get_logger(__name__)
+
+NO_CREDIT_MESSAGE = (
+    "We are sorry, this number cannot take calls at the moment. Please try again later."
+)
+NO_CREDIT_REASON = "insufficient-credits"
+ASSISTANT_REJECTED_REASON = "assistant-request-returned-error"
+
+_NOT_DIGITS = re.compile(r"[^0-9]")
+
+
+@dataclass(frozen=True)
+class Admission:
+    #: 0 = answer the call; otherwise the SIP status to refuse it with
+    status: int
+    reason: str = ""
+    call_id: str | None = None
+    #: answer, say this, hang up (the record is already final: ``rejected``)
+    reject_message: str | None = None
+    #: the trunk the call came through (its IPs are exempt from flood bans)
+    trunk_id: str | None = None
+
+    @property
+    def answer(self) -> bool:
+        return self.status == 0
+
+
+def number_candidates(dialed: str) -> list[str]:
+    """Spellings of a dialed user part to look up: ``+31850835037``, ``31850835037``..."""
+    digits = _NOT_DIGITS.sub("", dialed)
+    if not digits:
+        return [dialed]
+    found = [f"+{digits}", digits]
+    if digits.startswith("00"):
+        found.append(f"+{digits[2:]}")
+    return list(dict.fromkeys([dialed, *found]))
+
+
+def ip_allowed(ip: str, pinned: list[str]) -> bool:
+    """``ip`` is inside one of the trunk's pinned addresses/CIDRs (none pinned: allowed)."""
+    if not pinned:
+        return True
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    for entry in pinned:
+        try:
+            if address in ipaddress.ip_network(str(entry), strict=False):
+                return True
+        except ValueError:
+            continue
+    return False
+
+
+async def find_number(services: Services, dialed: str) -> PhoneNumber | None:
+    async with services.db.read() as s:
+        return (
+            await s.execute(
+                select(PhoneNumber)
+                .where(PhoneNumber.phone_number.in_(number_candidates(dialed)))
+                .limit(1)
+            )
+        ).scalar_one_or_none()
+
+
+async def trunk_ips(services: Services) -> set[str]:
+    """Every address pinned on any trunk (exempt from the flood ban)."""
+    async with services.db.read() as s:
+        rows = (await s.execute(select(SipTrunk.allowed_ips, SipTrunk.host))).all()
+    found: set[str] = set()
+    for allowed, host in rows:
+        found.update(str(a) for a in allowed or [])
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            continue
+        found.add(host)
+    return found
+
+
+async def admit_inbound(
+    services: Services,
+    lifecycle: CallLifecycle,
+    *,
+    dialed: str,
+    caller: str | None,
+    source_ip: str,
+) -> Admission:
+    number = await find_number(services, dialed)
+    if number is None:
+        return Admission(404, "Not Found")
+    async with services.db.read() as s:
+        trunk = (
+            await s.get(SipTrunk, number.transfer_trunk_id) if number.transfer_trunk_id else None
+        )
+        agent = await s.get(Agent, number.agent_id) if number.agent_id else None
+        org = await s.get(Organization, number.org_id)
+    if trunk is not None and not ip_allowed(source_ip, list(trunk.allowed_ips or [])):
+        log.warning("inbound call from an address the trunk does not allow", source=source_ip)
+        return Admission(403, "Forbidden")
+    if agent is None or not agent.is_active or org is None:
+        return Admission(480, "Temporarily Unavailable")
+    call_id = inbound_call_id(caller)
+    async with services.db.transaction() as s:
+        s.add(
+            Call(
+                id=call_id,
+                org_id=number.org_id,
+                agent_id=agent.id,
+                number_id=number.id,
+                direction="inbound",
+                status="connecting",
+                caller_phone=caller,
+                assistant_phone=number.phone_number,
+                agent_name=agent.name,
+                business_name=agent.business_name,
+                owner_node=services.settings.node_id,
+            )
+        )
+    await lifecycle.transition(call_id, "ringing")
+    trunk_id = trunk.id if trunk else None
+    if org.minutes_balance <= 0:
+        await lifecycle.finish(
+            call_id,
+            CallCompletion(
+                status="rejected",
+                ended_reason=NO_CREDIT_REASON,
+                error="the organization has no minutes left",
+            ),
+        )
+        return Admission(0, call_id=call_id, reject_message=NO_CREDIT_MESSAGE, trunk_id=trunk_id)
+    async with services.db.read() as s:
+        call = await s.get(Call, call_id)
+        assert call is not None
+        secret = (
+            await services.vault.reveal(s, call.org_id, agent.webhook_secret_id)
+            if agent.webhook_secret_id
+            else None
+        )
+        number_name = await outbox.number_name(s, call)
+    decision = await ask_assistant(
+        services.http,
+        call,
+        agent,
+        number_name=number_name,
+        secret=secret,
+        now=services.clock.now(),
+        allow_private=services.settings.allow_private_webhooks,
+    )
+    if decision.reject_message is not None:
+        await lifecycle.finish(
+            call_id,
+            CallCompletion(
+                status="rejected",
+                ended_reason=ASSISTANT_REJECTED_REASON,
+                error=decision.reject_message,
+            ),
+        )
+        return Admission(
+            0, call_id=call_id, reject_message=decision.reject_message, trunk_id=trunk_id
+        )
+    if decision.overrides:
+        async with services.db.transaction() as s:
+            stored = await s.get(Call, call_id)
+            if stored is not None:
+                stored.overrides = {**(stored.overrides or {}), **decision.overrides}
+    return Admission(0, call_id=call_id, trunk_id=trunk_id)

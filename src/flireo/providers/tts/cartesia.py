@@ -42,11 +42,19 @@ from flireo.providers.llm.sse import retry_before_first_event
 from flireo.providers.tts.base import AudioChunk
 from flireo.providers.tts.http_pcm import pcm_timeout, stream_pcm
 
-__all__ = ["CARTESIA_PROVIDER", "CARTESIA_VERSION", "CartesiaTTS", "list_voices"]
+__all__ = [
+    "CARTESIA_PROVIDER",
+    "CARTESIA_SAMPLE_RATES",
+    "CARTESIA_VERSION",
+    "CartesiaTTS",
+    "list_voices",
+]
 
 CARTESIA_PROVIDER: Final = "cartesia"
 CARTESIA_VERSION: Final = "2025-04-16"
 DEFAULT_BASE_URL: Final = "https://api.cartesia.ai"
+#: ``output_format.sample_rate`` values the API accepts
+CARTESIA_SAMPLE_RATES: Final = frozenset({8000, 16000, 22050, 24000, 44100, 48000})
 #: pages fetched by :func:`list_voices` at most (100 voices each)
 MAX_VOICE_PAGES: Final = 20
 
@@ -83,6 +91,12 @@ class CartesiaTTS:
     ) -> None:
         if not api_key:
             raise MissingCredentials(CARTESIA_PROVIDER)
+        if sample_rate not in CARTESIA_SAMPLE_RATES:
+            raise ProviderError(
+                CARTESIA_PROVIDER,
+                f"sample_rate {sample_rate} is not a Cartesia rate "
+                f"({sorted(CARTESIA_SAMPLE_RATES)})",
+            )
         self._api_key = api_key
         self.voice = voice_id
         self.model = model

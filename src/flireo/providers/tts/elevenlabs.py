@@ -10,12 +10,15 @@ speech", "List voices" and "Authentication", read 2026):
 * HTTP (``transport="http"``): ``POST {base}/v1/text-to-speech/{voice_id}/stream
   ?output_format=pcm_16000`` with ``{"text", "model_id", "voice_settings",
   "language_code"}`` (the last two only when set; without ``voice_settings``
-  the voice's stored settings apply). The body is raw s16le at the rate
+  the voice's stored settings apply). ``language_code`` is ISO 639-1 and
+  "currently only Turbo v2.5 and Flash v2.5 support language enforcement. For
+  other models, an error will be returned": it is sent (as ``en`` for
+  ``en-US``) only with those models. The body is raw s16le at the rate
   named by ``output_format`` (``pcm_8000|16000|22050|24000|44100``), sent as
   it is generated.
 * Websocket (``transport="websocket"``, default):
   ``wss://{host}/v1/text-to-speech/{voice_id}/stream-input?model_id=…
-  &output_format=pcm_16000`` (+ ``language_code``). Client messages:
+  &output_format=pcm_16000`` (+ ``language_code``, same rule). Client messages:
   the first one ("BOS") ``{"text": " ", "voice_settings", "generation_config":
   {"chunk_length_schedule"}}``; text ``{"text": "… ", "try_trigger_generation",
   "flush"}`` (text should end with one space; ``flush`` forces generation of
@@ -40,7 +43,8 @@ Behaviour decided here:
   ``isFinal`` after EOS, so a socket cannot be reused for the next sentence.)
 * A handshake refused with an HTTP status maps like an HTTP error; a socket
   closed before ``isFinal`` raises a retryable :class:`ProviderError`, except
-  close code 1008 (policy: bad key, quota, invalid input), which is final. An
+  close code 1008 (policy: bad key, quota, invalid input), which is final, and
+  a normal close (1000) after some audio, which ends the sentence. An
   ``{"error"|"message"}`` message without audio is an error. ``stall_timeout``
   bounds the wait for every message.
 * Both transports: every chunk has an even byte count; one retry for retryable
@@ -87,6 +91,8 @@ __all__ = [
 ELEVENLABS_PROVIDER: Final = "elevenlabs"
 DEFAULT_BASE_URL: Final = "https://api.elevenlabs.io"
 ELEVENLABS_SAMPLE_RATES: Final = frozenset({8000, 16000, 22050, 24000, 44100})
+#: the models that accept ``language_code`` (language enforcement)
+LANGUAGE_CODE_MODELS: Final = frozenset({"eleven_turbo_v2_5", "eleven_flash_v2_5"})
 _POLICY_VIOLATION = 1008
 
 
@@ -98,6 +104,13 @@ def ws_base_url(base_url: str) -> str:
     if base.startswith("http://"):
         return "ws://" + base[len("http://") :]
     return base
+
+
+def language_code(language: str | None, model: str) -> str | None:
+    """The ``language_code`` to send: ISO 639-1, and only to models that take one."""
+    if not language or model not in LANGUAGE_CODE_MODELS:
+        return None
+    return language.replace("_", "-").split("-")[0].lower() or None
 
 
 def _with_trailing_space(text: str) -> str:
@@ -165,14 +178,16 @@ class ElevenLabsTTS:
         body: dict[str, Any] = {"text": text, "model_id": self.model}
         if self.voice_settings:
             body["voice_settings"] = self.voice_settings
-        if self.language:
-            body["language_code"] = self.language
+        code = language_code(self.language, self.model)
+        if code:
+            body["language_code"] = code
         return body
 
     def websocket_url(self) -> str:
         params = {"model_id": self.model, "output_format": self.output_format}
-        if self.language:
-            params["language_code"] = self.language
+        code = language_code(self.language, self.model)
+        if code:
+            params["language_code"] = code
         voice = quote(self.voice, safe="")
         base = ws_base_url(self.base_url)
         return f"{base}/v1/text-to-speech/{voice}/stream-input?{urlencode(params)}"
@@ -235,6 +250,7 @@ class ElevenLabsTTS:
         except (InvalidHandshake, OSError, TimeoutError) as exc:
             raise error_for_transport(ELEVENLABS_PROVIDER, exc) from exc
         aligner = SampleAligner()
+        heard_audio = False
         try:
             for message in self.websocket_messages(text):
                 await ws.send(json.dumps(message))
@@ -246,6 +262,7 @@ class ElevenLabsTTS:
                 data = _parse(raw)
                 audio = data.get("audio")
                 if audio:
+                    heard_audio = True
                     pcm = aligner.feed(base64.b64decode(audio))
                     if pcm:
                         yield AudioChunk(pcm, self.sample_rate)
@@ -259,8 +276,12 @@ class ElevenLabsTTS:
                 f"no audio for {self._stall_timeout:g} s (stalled)",
                 retryable=True,
             ) from exc
-        except ConnectionClosedOK:
-            return  # closed cleanly after the last audio
+        except ConnectionClosedOK as exc:
+            if heard_audio:
+                return  # closed cleanly after the last audio
+            raise ProviderError(
+                ELEVENLABS_PROVIDER, "websocket closed before any audio", retryable=True
+            ) from exc
         except ConnectionClosed as exc:
             raise _close_error(exc) from exc
         finally:

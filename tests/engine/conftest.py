@@ -4,10 +4,18 @@ OpenAI server, a webhook receiver, the xAI realtime fake."""
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections import deque
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from flireo.engine.config import CallInfo, PromptMessage, SessionConfig
 from flireo.media.silero import silero_session
@@ -16,7 +24,7 @@ from flireo.providers.stt.local_whisper import WhisperSTT, load_whisper_model
 from flireo.providers.tts.local_piper import PiperTTS, load_piper_voice
 from tests.fakes.openai_chat import FakeOpenAI, fake_openai
 from tests.fakes.server import ServerThread, serve
-from tests.fakes.webhook_receiver import WebhookReceiver
+from tests.fakes.webhook_receiver import Received, WebhookReceiver
 from tests.fakes.xai_realtime import fake_xai_realtime
 from tests.speech import speak
 
@@ -100,3 +108,55 @@ def make_config(**overrides: object) -> SessionConfig:
     }
     fields.update(overrides)
     return SessionConfig(**fields)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class ToolReply:
+    """One scripted answer of the tool endpoint."""
+
+    body: Any
+    status: int = 200
+    #: seconds the endpoint takes before answering (timeouts, fillers)
+    delay: float = 0.0
+
+
+@dataclass
+class ToolServer:
+    """The customer's tool endpoint (``POST /tools``): records every ``tool-calls``
+    webhook when it arrives and answers the scripted replies in order, then
+    ``default``. It runs in the server thread, so state sits behind a lock."""
+
+    default: ToolReply = field(default_factory=lambda: ToolReply({"result": "done"}))
+    url: str = ""
+    _replies: deque[ToolReply] = field(default_factory=deque)
+    _requests: list[Received] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def script(self, *replies: ToolReply) -> None:
+        with self._lock:
+            self._replies.extend(replies)
+
+    @property
+    def requests(self) -> list[Received]:
+        with self._lock:
+            return list(self._requests)
+
+    def app(self) -> Starlette:
+        async def tools(request: Request) -> Response:
+            body = await request.body()
+            with self._lock:
+                reply = self._replies.popleft() if self._replies else self.default
+                self._requests.append(Received(dict(request.headers), body, reply.status))
+            if reply.delay:
+                await asyncio.sleep(reply.delay)
+            return JSONResponse(reply.body, status_code=reply.status)
+
+        return Starlette(routes=[Route("/tools", tools, methods=["POST"])])
+
+
+@pytest.fixture
+def tool_server() -> Iterator[ToolServer]:
+    server = ToolServer()
+    with serve(server.app()) as srv:
+        server.url = f"{srv.url}/tools"
+        yield server

@@ -13,7 +13,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -25,7 +25,7 @@ from flireo.engine.events import (
     RecordingSink,
     TurnCompleted,
 )
-from flireo.engine.memory_transport import MemoryTransport
+from flireo.engine.memory_transport import MemoryTransport, PlayedFrame
 from flireo.engine.outcome import CallOutcome
 from flireo.engine.session import CallSession
 from flireo.media.frames import SAMPLE_RATE
@@ -34,6 +34,8 @@ from flireo.providers.realtime.base import RealtimeModel
 from flireo.providers.stt.base import SpeechToText
 from flireo.providers.tts.base import TextToSpeech
 from tests.speech import transcribe
+
+E = TypeVar("E")
 
 
 def silence(seconds: float) -> bytes:
@@ -78,6 +80,30 @@ class Call:
 
     def agent_idle(self) -> bool:
         return self.transport.queued_samples == 0
+
+    def of(self, kind: type[E]) -> list[E]:
+        """The events of one type the session emitted so far."""
+        return self.sink.of(kind)
+
+    def frames(self, since: float | None = None, until: float | None = None) -> list[PlayedFrame]:
+        """Agent frames played (clock time ``at``) in ``[since, until]``."""
+        return [
+            f
+            for f in self.transport.played
+            if (since is None or f.at >= since) and (until is None or f.at <= until)
+        ]
+
+    async def caller_turn(self, pcm: bytes, *, pause: float = 0.6) -> None:
+        """The caller says ``pcm`` then stays quiet for ``pause`` s (the engine got it all)."""
+        await self.transport.caller_says(pcm + silence(pause))
+
+    async def idle_after(self, turns: int, *, within: float = 20.0, what: str = "") -> None:
+        """Wait until ``turns`` agent turns are done and everything was played."""
+        await self.until(
+            lambda: self.turns_done() >= turns and self.agent_idle(),
+            within=within,
+            what=what or f"{turns} agent turns played",
+        )
 
     async def agent_says_something(self, *, within: float = 20.0) -> None:
         start = len(self.transport.played)

@@ -60,7 +60,8 @@ def _h(algorithm: str, text: str) -> str:
     base = algorithm.removesuffix("-SESS")
     if base not in _HASHES:
         raise DigestError(f"unsupported digest algorithm {algorithm}")
-    return _HASHES[base](text.encode("utf-8")).hexdigest()
+    # header text decoded with surrogateescape goes back to its wire bytes
+    return _HASHES[base](text.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def digest_response(
@@ -128,6 +129,14 @@ def authorize(
     return format_auth_params("Digest", params)
 
 
+def _same(expected: str, given: str) -> bool:
+    """Constant-time comparison of attacker-supplied text (``hmac.compare_digest``
+    raises TypeError on non-ASCII ``str``)."""
+    return hmac.compare_digest(
+        expected.encode("utf-8", "surrogateescape"), given.encode("utf-8", "surrogateescape")
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Verdict:
     ok: bool
@@ -154,7 +163,9 @@ class DigestChallenger:
         self._ttl = nonce_ttl_s
 
     def _sign(self, stamp: str) -> str:
-        return hmac.new(self._secret, stamp.encode(), hashlib.sha256).hexdigest()[:32]
+        return hmac.new(
+            self._secret, stamp.encode("utf-8", "surrogateescape"), hashlib.sha256
+        ).hexdigest()[:32]
 
     def challenge(self, now: float, *, stale: bool = False) -> Challenge:
         stamp = f"{now:.3f}"
@@ -173,7 +184,7 @@ class DigestChallenger:
         if scheme.lower() != "digest":
             return Verdict(False, reason="not digest")
         stamp, _, sig = p.get("nonce", "").rpartition(".")
-        if not stamp or not hmac.compare_digest(sig, self._sign(stamp)):
+        if not stamp or not _same(sig, self._sign(stamp)):
             return Verdict(False, reason="unknown nonce")
         password = self._credentials.get(p.get("username", ""))
         if password is None or p.get("realm") != self.realm:
@@ -193,7 +204,7 @@ class DigestChallenger:
             )
         except DigestError as exc:
             return Verdict(False, reason=str(exc))
-        if not hmac.compare_digest(expected, p.get("response", "")):
+        if not _same(expected, p.get("response", "")):
             return Verdict(False, reason="wrong password")
         try:
             age = now - float(stamp)

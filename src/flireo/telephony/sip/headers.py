@@ -213,7 +213,11 @@ class CSeq:
     @classmethod
     def parse(cls, text: str) -> CSeq:
         parts = text.split()
-        if len(parts) != 2 or not parts[0].isdigit() or not _METHOD.match(parts[1]):
+        if (
+            len(parts) != 2
+            or not (parts[0].isascii() and parts[0].isdigit() and len(parts[0]) <= 10)
+            or not _METHOD.match(parts[1])
+        ):
             raise SipParseError(f"bad CSeq {text!r}")
         seq = int(parts[0])
         if seq >= 2**31:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from flireo.telephony.sip.errors import SipParseError
 from flireo.telephony.sip.headers import CSeq, NameAddr, Via, split_commas
-from flireo.telephony.sip.uri import is_absolute_uri
+from flireo.telephony.sip.uri import SipUri, is_absolute_uri
 
 _COMPACT = {
     "a": "Accept-Contact",
@@ -345,7 +345,7 @@ def _parse(data: bytes, stream: bool) -> Message:
             raise SipParseError(f"bad status line {start!r}")
         _check_version(parts[0])
         code = parts[1]
-        if len(code) != 3 or not code.isdigit() or not 100 <= int(code) <= 699:
+        if len(code) != 3 or not _is_digits(code) or not 100 <= int(code) <= 699:
             raise SipParseError(f"bad status code {code!r}")
         msg = Response(headers, body, int(code), parts[2] if len(parts) > 2 else "")
     else:
@@ -358,6 +358,10 @@ def _parse(data: bytes, stream: bool) -> Message:
         if not is_absolute_uri(uri):
             raise SipParseError(f"bad Request-URI {uri!r}")
         _check_version(version)
+        # headers are not allowed in a Request-URI (RFC 3261 §19.1.1, Table 1;
+        # RFC 4475 §3.1.2.11 lets us answer 400)
+        if uri.lower().startswith(("sip:", "sips:")) and SipUri.parse(uri).headers:
+            raise SipParseError(f"headers in the Request-URI {uri!r}")
         msg = Request(headers, body, method, uri)
     _validate(msg)
     return msg
@@ -404,7 +408,7 @@ def _take_body(headers: Headers, rest: bytes, stream: bool) -> bytes:
     if len(lengths) > 1:
         raise SipParseError("conflicting Content-Length headers")
     value = lengths.pop()
-    if not value.isdigit() or len(value) > 9:
+    if not _is_digits(value) or len(value) > 9:
         raise SipParseError(f"bad Content-Length {value!r}")
     length = int(value)
     if length > len(rest):
@@ -429,10 +433,16 @@ def _validate(msg: Message) -> None:
         if value.strip() != "*":
             NameAddr.parse(value)
     mf = msg.headers.get("Max-Forwards")
-    if mf is not None and (not mf.isdigit() or int(mf) > 255):
+    if mf is not None and (not _is_digits(mf) or len(mf) > 9 or int(mf) > 255):
         raise SipParseError(f"bad Max-Forwards {mf!r}")
     if isinstance(msg, Request) and cseq.method != msg.method:
         raise SipParseError(f"CSeq method {cseq.method} differs from {msg.method}")
+
+
+def _is_digits(text: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` also accepts '²' (latin-1 0xB2), which
+    ``int`` rejects."""
+    return text.isascii() and text.isdigit()
 
 
 def raw_head(data: bytes) -> RawHead:
@@ -472,7 +482,7 @@ def frame_length(buffer: bytes | bytearray, max_size: int) -> int | None:
         name, colon, value = line.partition(":")
         if colon and name.strip().lower() in ("content-length", "l"):
             value = value.strip()
-            if not value.isdigit():
+            if not _is_digits(value) or len(value) > 9:
                 raise SipParseError("bad Content-Length")
             length = int(value)
     if length is None:

@@ -35,7 +35,7 @@ class AudioMedia:
     def clock_rate(self, pt: int) -> int:
         if pt in self.rtpmap:
             parts = self.rtpmap[pt].split("/")
-            if len(parts) > 1 and parts[1].isdigit():
+            if len(parts) > 1 and _is_number(parts[1]):
                 return int(parts[1])
         return 8000
 
@@ -61,6 +61,11 @@ class Negotiated:
     @property
     def codec(self) -> str:
         return CODEC_NAMES[self.codec_pt]
+
+
+def _is_number(text: str) -> bool:
+    """Up to 9 ASCII digits (``str.isdigit`` accepts '²', which ``int`` rejects)."""
+    return text.isascii() and text.isdigit() and len(text) <= 9
 
 
 def parse_audio(body: bytes) -> AudioMedia:
@@ -98,12 +103,13 @@ def parse_audio(body: bytes) -> AudioMedia:
         if kind == "m":
             finish()
             parts = value.split()
-            if len(parts) < 4 or not parts[1].split("/")[0].isdigit():
-                raise SipParseError(f"bad m= line {line!r}")
-            pts = tuple(int(p) for p in parts[3:] if p.isdigit() and int(p) < 128)
+            port_text = parts[1].split("/")[0] if len(parts) > 1 else ""
+            if len(parts) < 4 or not _is_number(port_text) or int(port_text) > 65535:
+                raise SipParseError(f"bad m= line {line[:80]!r}")
+            pts = tuple(int(p) for p in parts[3:] if _is_number(p) and int(p) < 128)
             media = {
                 "kind": parts[0],
-                "port": int(parts[1].split("/")[0]),
+                "port": int(port_text),
                 "pts": pts,
                 "rtpmap": {},
                 "fmtp": {},
@@ -126,9 +132,9 @@ def parse_audio(body: bytes) -> AudioMedia:
                     media["direction"] = name
             elif media is not None and name in ("rtpmap", "fmtp"):
                 pt_text, _, rest = arg.partition(" ")
-                if pt_text.isdigit():
+                if _is_number(pt_text):
                     media[name][int(pt_text)] = rest.strip()  # type: ignore[index]
-            elif media is not None and name == "ptime" and arg.strip().isdigit():
+            elif media is not None and name == "ptime" and _is_number(arg.strip()):
                 media["ptime"] = int(arg.strip())
     finish()
     if found is None:

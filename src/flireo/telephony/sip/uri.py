@@ -18,7 +18,7 @@ Params = tuple[tuple[str, str | None], ...]
 def parse_params(text: str) -> Params:
     """``;a=1;b;c=x`` (leading ``;`` optional) → ``(("a", "1"), ("b", None), ...)``."""
     out: list[tuple[str, str | None]] = []
-    for part in text.split(";"):
+    for part in split_unquoted(text, ";"):
         part = part.strip()
         if not part:
             continue
@@ -28,6 +28,27 @@ def parse_params(text: str) -> Params:
             raise SipParseError(f"bad parameter name {name!r}")
         out.append((name.lower(), value.strip() if eq else None))
     return tuple(out)
+
+
+def split_unquoted(text: str, sep: str) -> list[str]:
+    """``text.split(sep)``, except inside double quotes (with ``\\`` escapes)."""
+    if '"' not in text:
+        return text.split(sep)
+    parts: list[str] = []
+    start = 0
+    quoted = escaped = False
+    for i, ch in enumerate(text):
+        if escaped:
+            escaped = False
+        elif quoted and ch == "\\":
+            escaped = True
+        elif ch == '"':
+            quoted = not quoted
+        elif ch == sep and not quoted:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return parts
 
 
 def format_params(params: Params) -> str:
@@ -88,7 +109,13 @@ class SipUri:
         scheme = scheme.lower()
         if not colon or scheme not in ("sip", "sips"):
             raise SipParseError(f"not a SIP URI: {text!r}")
-        rest, _, headers = rest.partition("?")
+        userhost, _, headers = rest.partition("?")
+        if "@" not in userhost and "@" in headers:
+            # '?' is legal in the user part (RFC 3261 §25.1, RFC 4475 §3.1.1.2)
+            user_part, _, after = rest.partition("@")
+            host_part, _, headers = after.partition("?")
+            userhost = f"{user_part}@{host_part}"
+        rest = userhost
         user = password = None
         if "@" in rest:
             userinfo, _, rest = rest.rpartition("@")
@@ -120,10 +147,16 @@ def split_host_port(hostport: str) -> tuple[str, int | None]:
         raise SipParseError(f"bad host {host!r}")
     port: int | None = None
     if port_text is not None:
-        if not port_text.isdigit() or len(port_text) > 5 or int(port_text) > 65535:
+        if not _is_digits(port_text) or len(port_text) > 5 or int(port_text) > 65535:
             raise SipParseError(f"bad port in {hostport!r}")
         port = int(port_text)
     return host.lower(), port
+
+
+def _is_digits(text: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` also accepts '²' and '٣', which ``int`` rejects
+    or reads as numbers no SIP peer meant."""
+    return text.isascii() and text.isdigit()
 
 
 def is_absolute_uri(text: str) -> bool:

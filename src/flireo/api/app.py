@@ -20,6 +20,7 @@ from flireo.api import (
     sip_trunks,
     tool_templates,
     usage,
+    voices,
 )
 from flireo.api.errors import install_error_handlers
 from flireo.api.middleware import BodySizeLimitMiddleware, RateLimitMiddleware
@@ -38,6 +39,7 @@ ROUTERS = [
     analysis_templates.router,
     campaigns.router,
     do_not_call.router,
+    voices.router,
 ]
 
 

@@ -47,18 +47,32 @@ class ByokKeysResponse(BaseModel):
     keys: list[ByokKeyInfo]
 
 
+ProviderCategory = Literal["stt", "llm", "tts", "realtime", "email"]
+#: where a provider's key comes from for this organization (null: no key at all)
+KeySource = Literal["byok", "platform"]
+
+
 class ModelOption(BaseModel):
     id: str
     name: str
+    #: the provider's default model for ``category``
     default: bool
+    category: ProviderCategory
 
 
 class ProviderConfig(BaseModel):
+    """``GET /byok/config`` entry: the reference's ``{id, name, category, docsUrl,
+    models}`` plus what this organization has configured."""
+
     id: str
     name: str
-    category: str
+    #: the main use; ``categories`` lists every use Flireo has for the provider
+    category: ProviderCategory
+    categories: list[ProviderCategory]
     docsUrl: str  # the documented wire name
+    #: the organization stored a BYOK key for this provider
     configured: bool
+    key_source: KeySource | None
     models: list[ModelOption]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from flireo.domain.byok import BYOK_PROVIDERS, ByokKeyInfo, ByokKeysResponse
+from flireo.domain.byok import BYOK_PROVIDERS, ByokKeyInfo, ByokKeysResponse, KeySource
 from flireo.settings import Settings
 from flireo.store.tables import ByokKey, Secret
 from flireo.store.vault import Vault
@@ -43,6 +43,25 @@ async def resolve_key(
         if value:
             return value
     return platform_key(settings, key_name)
+
+
+async def key_sources(
+    session: AsyncSession, settings: Settings, org_id: str
+) -> dict[str, KeySource | None]:
+    """For every BYOK provider, where ``org_id``'s key comes from: its own BYOK
+    entry, the platform's settings, or nowhere (None). Nothing is decrypted."""
+    stored = set(
+        (await session.execute(select(ByokKey.provider).where(ByokKey.org_id == org_id))).scalars()
+    )
+    sources: dict[str, KeySource | None] = {}
+    for provider in BYOK_PROVIDERS:
+        if provider in stored:
+            sources[provider] = "byok"
+        elif platform_key(settings, provider):
+            sources[provider] = "platform"
+        else:
+            sources[provider] = None
+    return sources
 
 
 async def byok_state(session: AsyncSession, org_id: str) -> ByokKeysResponse:

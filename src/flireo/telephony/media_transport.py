@@ -1,0 +1,148 @@
+"""The engine's :class:`~flireo.engine.transport.AudioTransport` for a SIP call:
+audio, digits and pacing from an :class:`~flireo.telephony.rtp.session.RtpSession`,
+hang-up, transfer and SIP INFO digits through callables of the SIP dialog.
+
+The SIP layer owns the session (bind, remote address, start) and wires::
+
+    transport = SipMediaTransport(
+        rtp,
+        on_hangup=dialog.bye,                     # we hang up: send BYE
+        on_transfer=dialog.transfer,              # REFER, or a new INVITE by the trunk
+        on_dtmf_info=dialog.send_dtmf_info,       # when no telephone-event was agreed
+    )
+    ...
+    transport.remote_hangup("customer-ended-call")   # the peer sent BYE
+    transport.dtmf_info_received("5")                # the peer sent a SIP INFO digit
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from flireo.engine.transport import (
+    AudioTransport,
+    DtmfDigit,
+    RemoteHangup,
+    TransferResult,
+    TransportEvent,
+)
+from flireo.telephony.rtp.dtmf import EVENTS
+from flireo.telephony.rtp.session import RtpSession
+from flireo.telephony.rtp.stats import RtpStats
+
+log = logging.getLogger(__name__)
+
+
+class SipMediaTransport:
+    def __init__(
+        self,
+        rtp: RtpSession,
+        *,
+        on_hangup: Callable[[], Awaitable[None]],
+        on_transfer: Callable[[str], Awaitable[TransferResult]],
+        on_dtmf_info: Callable[[str], Awaitable[None]] | None = None,
+    ) -> None:
+        self.rtp = rtp
+        self._on_hangup = on_hangup
+        self._on_transfer = on_transfer
+        self._on_dtmf_info = on_dtmf_info
+        self._events: asyncio.Queue[TransportEvent | None] = asyncio.Queue()
+        self._ended = False  # no more events: hung up by either side
+        self._hangup_done: asyncio.Future[None] | None = None
+        rtp.on_dtmf = self._digit
+
+    # --- AudioTransport ------------------------------------------------------------------
+    def audio(self) -> AsyncIterator[bytes]:
+        return self.rtp.frames()
+
+    async def events(self) -> AsyncIterator[TransportEvent]:
+        while (event := await self._events.get()) is not None:
+            yield event
+
+    async def send(self, pcm: bytes) -> None:
+        await self.rtp.send(pcm)
+
+    def clear(self) -> None:
+        self.rtp.clear()
+
+    @property
+    def played_samples(self) -> int:
+        return self.rtp.played_samples
+
+    @property
+    def queued_samples(self) -> int:
+        return self.rtp.queued_samples
+
+    async def send_dtmf(self, digits: str) -> None:
+        """RFC 4733 in the media stream if negotiated, else one SIP INFO per digit."""
+        if self._ended or not digits:
+            return
+        if self.rtp.dtmf_pt is not None:
+            await self.rtp.send_dtmf(digits)
+        elif self._on_dtmf_info is not None:
+            for digit in digits.upper():
+                if digit not in EVENTS:
+                    raise ValueError(f"not a DTMF digit: {digit!r}")
+                await self._on_dtmf_info(digit)
+        else:
+            log.warning("cannot send DTMF %r: no telephone-event and no SIP INFO", digits)
+
+    async def transfer(self, destination: str) -> TransferResult:
+        if self._ended:
+            return TransferResult(ok=False, detail="the call has ended")
+        return await self._on_transfer(destination)
+
+    async def hangup(self) -> None:
+        """End the call from our side: media stops, ``on_hangup`` (BYE) runs once.
+        Idempotent; after :meth:`remote_hangup` it only closes the media."""
+        if self._hangup_done is not None:
+            await asyncio.shield(self._hangup_done)
+            return
+        self._hangup_done = asyncio.get_running_loop().create_future()
+        ours = not self._ended
+        self._end()
+        try:
+            await self.rtp.aclose()
+            if ours:
+                await self._on_hangup()
+        finally:
+            self._hangup_done.set_result(None)
+
+    # --- the SIP dialog's side -----------------------------------------------------------
+    def remote_hangup(self, reason: str = "customer-ended-call") -> None:
+        """The peer hung up (BYE, or the media timed out): a :class:`RemoteHangup`
+        event, then the media stops and :meth:`audio` and :meth:`events` end."""
+        if self._ended:
+            return
+        self._events.put_nowait(RemoteHangup(reason))
+        self._end()
+        self.rtp.close()
+
+    def dtmf_info_received(self, digit: str) -> None:
+        """A digit the peer sent by SIP INFO."""
+        self._digit(digit)
+
+    @property
+    def ended(self) -> bool:
+        return self._ended
+
+    def stats(self) -> RtpStats:
+        return self.rtp.stats()
+
+    def _digit(self, digit: str) -> None:
+        if not self._ended:
+            self._events.put_nowait(DtmfDigit(digit))
+
+    def _end(self) -> None:
+        if not self._ended:
+            self._ended = True
+            self._events.put_nowait(None)
+
+
+if TYPE_CHECKING:  # the engine's interface, checked by mypy
+
+    def _conforms(transport: SipMediaTransport) -> AudioTransport:
+        return transport

@@ -16,6 +16,7 @@ import shutil
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 SIPP = shutil.which("sipp") or "/usr/bin/sipp"
@@ -59,6 +60,11 @@ class SippRun:
         return path.read_text(errors="replace") if path.exists() else ""
 
     @property
+    def output(self) -> str:
+        path = self.workdir / f"{self.name}_output.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    @property
     def errors(self) -> str:
         path = self.workdir / f"{self.name}_errors.log"
         return path.read_text(errors="replace") if path.exists() else ""
@@ -97,6 +103,10 @@ class SippRun:
         if self.process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 self.process.kill()
+
+
+def _log_file(path: Path) -> BinaryIO:
+    return path.open("wb")
 
 
 class Sipp:
@@ -148,15 +158,16 @@ class Sipp:
             "-nr",  # we test our retransmissions elsewhere; keep sipp's simple
             *(extra or []),
         ]
-        process = await asyncio.create_subprocess_exec(
-            SIPP,
-            *args,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-            cwd=self.workdir,
-            env={**os.environ, "TERM": "dumb"},
-        )
+        with _log_file(self.workdir / f"{name}_output.log") as output:
+            process = await asyncio.create_subprocess_exec(
+                SIPP,
+                *args,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=output,
+                stderr=asyncio.subprocess.STDOUT,
+                cwd=self.workdir,
+                env={**os.environ, "TERM": "dumb"},
+            )
         run = SippRun(name, port, process, self.workdir, args)
         self.runs.append(run)
         if remote is None:  # a server: wait until it listens
@@ -166,7 +177,9 @@ class Sipp:
                     break
                 await asyncio.sleep(0.02)
             if process.returncode is not None:
-                raise AssertionError(f"sipp exited at start ({process.returncode})")
+                raise AssertionError(
+                    f"sipp exited at start ({process.returncode}): {run.output[-2000:]}"
+                )
         return run
 
     async def close(self) -> None:

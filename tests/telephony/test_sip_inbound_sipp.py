@@ -96,3 +96,18 @@ async def test_caller_cancels_before_answer(endpoint: SipEndpoint, sipp: Sipp) -
 def to_tag(message: str) -> str:
     line = next(h for h in message.splitlines() if h.lower().startswith("to:"))
     return line.split("tag=")[1].split(";")[0].strip()
+
+
+async def test_call_over_tcp(endpoint: SipEndpoint, sipp: Sipp) -> None:
+    app = Answering()
+    endpoint.on_invite = app
+    run = await sipp.start("uac_local_bye.xml", remote=("127.0.0.1", endpoint.port), transport="t1")
+    dialog = await asyncio.wait_for(app.dialogs.get(), 10)
+    assert app.calls[0].transport == "TCP"
+    await asyncio.wait_for(dialog.confirmed.wait(), 5)
+    await asyncio.wait_for(dialog.bye(), 5)
+    assert await run.wait() == 0, run.explain()
+    assert dialog.end_reason == "local-bye"
+    assert dialog.peer.transport == "TCP"
+    ok = run.received("SIP/2.0 200")[0]
+    assert ";transport=tcp>" in ok  # our Contact asks for TCP

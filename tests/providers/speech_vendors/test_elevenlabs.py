@@ -297,14 +297,16 @@ async def test_cancelling_the_listener_closes_the_stream(
     await eventually(lambda: fake_elevenlabs.streams.disconnected == 1)
     assert fake_elevenlabs.streams.completed == 0
     if transport == "websocket":
-        assert fake_elevenlabs.session.closed_by == "client"
+        await eventually(lambda: fake_elevenlabs.session.closed_by == "client")
     await tts.aclose()
 
 
 async def test_a_handshake_that_never_completes_times_out() -> None:
+    release = asyncio.Event()
+
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.read(65536)  # the upgrade request; never answered
-        await asyncio.sleep(5)
+        await release.wait()
         writer.close()
 
     server = await asyncio.start_server(silent, "127.0.0.1", 0)
@@ -316,7 +318,10 @@ async def test_a_handshake_that_never_completes_times_out() -> None:
         with pytest.raises(ProviderError) as caught:
             await synthesize(tts)
     finally:
+        release.set()
         server.close()
+        await server.wait_closed()
+        await asyncio.sleep(0)
 
     assert caught.value.retryable
     assert "timed out" in caught.value.message

@@ -44,6 +44,26 @@ class Settings(BaseSettings):
     #: minutes credited to the organization created on first start
     initial_minutes_balance: int = 1000
 
+    # --- telephony (SIP/RTP) ---------------------------------------------
+    #: answer and place calls over SIP (off: outbound calls fail at once, clearly)
+    sip_enabled: bool = True
+    #: address the SIP listeners bind to (UDP, and TCP when ``sip_tcp``)
+    sip_host: str = "0.0.0.0"
+    sip_port: int = 5060
+    sip_tcp: bool = True
+    #: the address put in Contact/Via/SDP (default: the bound or the outgoing address)
+    sip_public_host: str | None = None
+    #: RFC 3261 T1 in seconds (tests shrink it)
+    sip_t1: float = 0.5
+    rtp_port_min: int = 10_000
+    rtp_port_max: int = 20_000
+    #: flood guard: more than this many INVITEs per window from one address bans it
+    sip_invite_limit: int = 16
+    sip_invite_window_seconds: float = 2.0
+    sip_ban_seconds: float = 300.0
+    #: give up on an outbound call that is not answered in this time
+    sip_ring_timeout_seconds: float = 60.0
+
     # --- routing between nodes ---------------------------------------------
     bus: Literal["memory", "redis"] = "memory"
     redis_url: str = "redis://127.0.0.1:6379/0"

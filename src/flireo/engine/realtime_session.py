@@ -52,6 +52,8 @@ from flireo.providers.realtime.base import (
 
 log = logging.getLogger(__name__)
 
+#: speaking pace assumed until the call's own responses tell (English TTS: ~2.5-3.5)
+DEFAULT_WORDS_PER_SECOND = 3.0
 VERBATIM = 'Say exactly the following to the caller, word for word, and nothing else: "{}"'
 
 
@@ -65,6 +67,8 @@ class _Response:
     segment: Segment | None = None
     text: str = ""
     interrupted: bool = False
+    #: the turn goes on in the response that answers this one's tool call
+    hands_over: bool = False
     waiters: list[asyncio.Future[None]] = field(default_factory=list)
 
 
@@ -83,6 +87,9 @@ class RealtimeConversation:
         #: the caller's turn the vendor will answer next
         self._user_turn: TurnTimer | None = None
         self._speech_stopped_at: float | None = None
+        #: words and audio seconds of the responses played in full (the voice's pace)
+        self._pace_words = 0
+        self._pace_seconds = 0.0
         self._tg: asyncio.TaskGroup | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -187,8 +194,14 @@ class RealtimeConversation:
                 self._user_turn = self._ctx.new_turn("user", end_of_turn_at=now)
                 self._ctx.caller_stopped()
             elif isinstance(event, RealtimeToolCall):
+                # the turn goes on in the response to the (first) tool result
+                response = self._current()
+                handed = None if response.hands_over else response.timer
+                if response.timer is not None:
+                    response.timer.tool_calls.append(event.call.name)
+                    response.hands_over = True
                 assert self._tg is not None
-                self._tg.create_task(self._tool_call(event.call))
+                self._tg.create_task(self._tool_call(event.call, handed))
             elif isinstance(event, RealtimeResponseDone):
                 self._response_done(event)
             elif isinstance(event, RealtimeError):
@@ -279,6 +292,7 @@ class RealtimeConversation:
             while ctx.transport.queued_samples > 0 and not response.interrupted:
                 await ctx.clock.sleep(0.02)
             if not response.interrupted and response.text:
+                self._learn_pace(response)
                 ctx.transcript.assistant(
                     response.text,
                     start=response.utterance.started_at,
@@ -289,7 +303,7 @@ class RealtimeConversation:
             if self._draining is response:
                 self._draining = None
             ctx.agent_stopped()
-            if response.timer is not None:
+            if response.timer is not None and not response.hands_over:
                 response.timer.interrupted = response.interrupted
                 ctx.turn_done(response.timer)
             _settle(response)
@@ -302,7 +316,7 @@ class RealtimeConversation:
             if response is None or response.interrupted:
                 continue
             response.interrupted = True
-            heard = response.utterance.heard(transport.played_samples)
+            heard = self._heard(response, transport.played_samples)
             self._ctx.transcript.assistant(
                 heard,
                 start=response.utterance.started_at,
@@ -313,8 +327,35 @@ class RealtimeConversation:
         if self._response is not None:
             self._outbox.put_nowait(self.session.cancel)
 
+    def _heard(self, response: _Response, played: int) -> str:
+        """The words of ``response`` the caller heard: their share of its audio played.
+
+        While the vendor is still sending, its transcript runs ahead of its audio
+        (the share would count words not spoken yet), so it is also capped by the
+        voice's pace, learned from the responses played in full.
+        """
+        heard = response.utterance.heard(played)
+        segment = response.segment
+        if response is not self._response or segment is None:
+            return heard
+        pace = (
+            self._pace_words / self._pace_seconds
+            if self._pace_seconds >= 1.0
+            else DEFAULT_WORDS_PER_SECOND
+        )
+        limit = round(max(0, played - segment.start) / SAMPLE_RATE * pace)
+        words = heard.split()
+        return " ".join(words[:limit]) if len(words) > limit else heard
+
+    def _learn_pace(self, response: _Response) -> None:
+        segment = response.segment
+        if segment is not None and segment.end > segment.start:
+            self._pace_words += len(response.text.split())
+            self._pace_seconds += (segment.end - segment.start) / SAMPLE_RATE
+
     # --- tools ---------------------------------------------------------------------------------
-    async def _tool_call(self, call: ToolCall) -> None:
+    async def _tool_call(self, call: ToolCall, turn: TurnTimer | None) -> None:
+        """Run one tool; the vendor's answer to its result carries the caller's ``turn``."""
         ctx = self._ctx
         tools = ctx.tools
         ctx.transcript.assistant("", tool_calls=[call])
@@ -331,12 +372,16 @@ class RealtimeConversation:
             ctx.transcript.tool_result(call.id, call.name, result.content)
             tools.finished(result, since)
             await self._drained()
+            if turn is not None:
+                ctx.turn_done(turn)
             ctx.end(ended_reasons.ASSISTANT_ENDED_CALL)
             return
         elif call.name == TRANSFER_CALL_TOOL and tools.builtin(TRANSFER_CALL_TOOL):
             result = await self._transfer(call)
             if result.error is None:
                 ctx.transcript.tool_result(call.id, call.name, result.content)
+                if turn is not None:
+                    ctx.turn_done(turn)
                 ctx.end(ended_reasons.ASSISTANT_FORWARDED_CALL)
                 return
         elif call.name == SEND_DTMF_TOOL and tools.builtin(SEND_DTMF_TOOL):
@@ -344,6 +389,8 @@ class RealtimeConversation:
         else:
             result = error_result(call, f"unknown tool {call.name!r}")
         ctx.transcript.tool_result(call.id, call.name, result.content)
+        # sending the result asks for a response: it is the next one, in request order
+        self._requested.append(_Response(turn))
         self._outbox.put_nowait(lambda: self.session.send_tool_result(call.id, result.content))
 
     async def _drained(self) -> None:

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from flireo.telephony.sip.dialog import Dialog
-from flireo.telephony.sip.message import Request, Response
+from flireo.telephony.sip.message import Message, Request, Response, parse
 from flireo.telephony.sip.ua import DROP, IncomingCall, SipEndpoint
 from tests.telephony.sip_peer import SDP, CallIds, RawPeer, reply, sip_request
 
@@ -299,3 +299,129 @@ async def test_stop_sends_nothing_and_ends_dialogs(peer: RawPeer) -> None:
     await dialog.bye()  # nothing to do any more
     with pytest.raises(TimeoutError):
         await peer.next(0.3)
+
+
+async def test_uas_sends_in_dialog_requests_through_the_record_route(
+    ep: SipEndpoint, peer: RawPeer
+) -> None:
+    proxy = await RawPeer.open()
+    try:
+        app = Answer()
+        ep.on_invite = app
+        ids = CallIds.fresh()
+        record_route = f"Record-Route: <sip:127.0.0.1:{proxy.port};lr>\r\n"
+        peer.send(
+            sip_request(
+                "INVITE", peer=peer, ep_port=ep.port, ids=ids, body=SDP, extra=record_route
+            ),
+            ep.port,
+        )
+        ok = (await peer.next_response(200)).message
+        assert ok.headers.get_all("Record-Route") == [f"<sip:127.0.0.1:{proxy.port};lr>"]
+        ack = sip_request(
+            "ACK", peer=peer, ep_port=ep.port, ids=ids, to_tag=ok.to.tag, branch="z9hG4bKa"
+        )
+        peer.send(ack, ep.port)
+        dialog = await app.dialogs.get()
+        await asyncio.wait_for(dialog.confirmed.wait(), 2)
+        bye_task = asyncio.create_task(dialog.bye())
+        bye = (await proxy.next_request("BYE")).message
+        assert isinstance(bye, Request)
+        assert bye.uri == f"sip:peer@127.0.0.1:{peer.port}"  # loose routing: R-URI = Contact
+        assert bye.headers.get_all("Route") == [f"<sip:127.0.0.1:{proxy.port};lr>"]
+        assert bye.to.tag == ids.from_tag
+        assert bye.from_.tag == ok.to.tag
+        proxy.send(reply(bye, 200, "OK"), ep.port)
+        await asyncio.wait_for(bye_task, 2)
+    finally:
+        proxy.close()
+
+
+async def test_uac_route_set_is_the_reversed_record_route(ep: SipEndpoint, peer: RawPeer) -> None:
+    p1, p2 = await RawPeer.open(), await RawPeer.open()
+    try:
+        dialling = asyncio.create_task(
+            ep.invite(
+                f"sip:callee@127.0.0.1:{peer.port}", from_uri="sip:us@127.0.0.1", sdp_offer=SDP
+            )
+        )
+        invite = (await peer.next_request("INVITE")).message
+        assert isinstance(invite, Request)
+        extra = (
+            f"Record-Route: <sip:127.0.0.1:{p2.port};lr>, <sip:127.0.0.1:{p1.port};lr>\r\n"
+            f"Contact: <sip:callee@127.0.0.1:{peer.port}>\r\n"
+        )
+        ok = reply(invite, 200, "OK", to_tag="t9").replace(
+            b"Content-Length: 0", extra.encode() + b"Content-Length: 0"
+        )
+        peer.send(ok, ep.port)
+        dialog = await asyncio.wait_for(dialling, 5)
+        ack = (await p1.next_request("ACK")).message  # to the proxy nearest to us
+        assert isinstance(ack, Request)
+        assert ack.uri == f"sip:callee@127.0.0.1:{peer.port}"
+        assert ack.headers.get_all("Route") == [
+            f"<sip:127.0.0.1:{p1.port};lr>",
+            f"<sip:127.0.0.1:{p2.port};lr>",
+        ]
+        assert dialog.peer.port == p1.port
+    finally:
+        p1.close()
+        p2.close()
+
+
+async def read_sip(reader: asyncio.StreamReader) -> Message:
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+    return parse(head + await reader.readexactly(length), stream=True)
+
+
+async def test_tcp_bye_reaches_the_contact_after_the_callers_connection_closed(
+    ep: SipEndpoint,
+) -> None:
+    arrived: asyncio.Queue[Message] = asyncio.Queue()
+
+    async def contact_side(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        msg = await read_sip(reader)
+        await arrived.put(msg)
+        assert isinstance(msg, Request)
+        writer.write(reply(msg, 200, "OK"))
+        await writer.drain()
+
+    listener = await asyncio.start_server(contact_side, "127.0.0.1", 0)
+    listen_port = listener.sockets[0].getsockname()[1]
+    app = Answer()
+    ep.on_invite = app
+    reader, writer = await asyncio.open_connection("127.0.0.1", ep.port)
+    ids = CallIds.fresh()
+    local_port = writer.get_extra_info("sockname")[1]
+    invite = (
+        f"INVITE sip:agent@127.0.0.1:{ep.port};transport=tcp SIP/2.0\r\n"
+        f"Via: SIP/2.0/TCP 127.0.0.1:{local_port};branch={ids.branch}\r\n"
+        f"From: <sip:peer@127.0.0.1>;tag={ids.from_tag}\r\nTo: <sip:agent@127.0.0.1>\r\n"
+        f"Call-ID: {ids.call_id}\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\n"
+        f"Contact: <sip:peer@127.0.0.1:{listen_port};transport=tcp>\r\nContent-Length: 0\r\n\r\n"
+    )
+    writer.write(invite.encode())
+    assert (await read_sip(reader)).status == 100  # type: ignore[union-attr]
+    ok = await read_sip(reader)
+    assert isinstance(ok, Response)
+    assert ok.status == 200
+    ack = (
+        invite.replace("INVITE sip", "ACK sip")
+        .replace("1 INVITE", "1 ACK")
+        .replace(ids.branch, "z9hG4bKtcpack")
+        .replace("To: <sip:agent@127.0.0.1>", f"To: <sip:agent@127.0.0.1>;tag={ok.to.tag}")
+    )
+    writer.write(ack.encode())
+    dialog = await app.dialogs.get()
+    await asyncio.wait_for(dialog.confirmed.wait(), 2)
+    writer.close()
+    await writer.wait_closed()
+    await asyncio.sleep(0.1)
+
+    await asyncio.wait_for(dialog.bye(), 5)
+    bye = await arrived.get()
+    assert isinstance(bye, Request)
+    assert bye.method == "BYE"
+    assert bye.top_via.transport == "TCP"
+    listener.close()

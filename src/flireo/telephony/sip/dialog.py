@@ -15,7 +15,7 @@ import structlog
 from flireo.telephony.sip.headers import NameAddr
 from flireo.telephony.sip.ids import new_branch
 from flireo.telephony.sip.message import Request, Response, request
-from flireo.telephony.sip.routing import route_request
+from flireo.telephony.sip.routing import reconnect_flow, route_request
 from flireo.telephony.sip.transaction import (
     ServerTransaction,
     Timers,
@@ -158,19 +158,37 @@ class Dialog:
 
     # ---- building and sending requests ---------------------------------------------
 
+    def request_flow(self) -> Flow:
+        """Where the next in-dialog request goes: ``peer``, unless that was a
+        TCP connection which has closed since; then the route set / remote target."""
+        peer = self.peer
+        if peer.reliable and not self._host.transport.is_connected(peer):
+            return reconnect_flow(self.remote_target, self.route_set) or peer
+        return peer
+
     def new_request(
-        self, method: str, headers: Sequence[tuple[str, str]] = (), body: bytes = b""
+        self,
+        method: str,
+        headers: Sequence[tuple[str, str]] = (),
+        body: bytes = b"",
+        *,
+        flow: Flow | None = None,
     ) -> Request:
         """An in-dialog request with the next local CSeq (RFC 3261 §12.2.1.1)."""
         self.local_cseq += 1
-        return self._build(method, self.local_cseq, headers, body)
+        return self._build(method, self.local_cseq, headers, body, flow or self.request_flow())
 
     def _build(
-        self, method: str, cseq: int, headers: Sequence[tuple[str, str]], body: bytes
+        self,
+        method: str,
+        cseq: int,
+        headers: Sequence[tuple[str, str]],
+        body: bytes,
+        flow: Flow,
     ) -> Request:
         uri, routes = route_request(self.remote_target, self.route_set)
         hdrs = [
-            ("Via", self._host.via(self.peer, new_branch())),
+            ("Via", self._host.via(flow, new_branch())),
             ("Max-Forwards", "70"),
             ("From", str(self.local)),
             ("To", str(self.remote)),
@@ -179,23 +197,24 @@ class Dialog:
         ]
         hdrs += [("Route", r) for r in routes]
         if method in ("INVITE", "UPDATE", "REFER", "NOTIFY", "SUBSCRIBE"):
-            hdrs.append(("Contact", self._host.contact(self.peer)))
+            hdrs.append(("Contact", self._host.contact(flow)))
         hdrs += self._host.extra_headers()
         hdrs += list(headers)
         return request(method, uri, hdrs, body)
 
     def send_ack(self, invite_cseq: int, headers: Sequence[tuple[str, str]] = ()) -> None:
         """UAC: ACK a 2xx (a new transaction-less request, RFC 3261 §13.2.2.4)."""
+        flow = self.request_flow()
         if self._ack is None or self._ack[0] != invite_cseq:
-            ack = self._build("ACK", invite_cseq, headers, b"")
+            ack = self._build("ACK", invite_cseq, headers, b"", flow)
             self._ack = (invite_cseq, ack.serialize())
-        self._host.transport.send(self._ack[1], self.peer)
+        self._host.transport.send(self._ack[1], flow)
         self.confirmed.set()
 
     def resend_ack(self, response: Response) -> None:
         """A retransmitted 2xx: our ACK was lost."""
         if self._ack is not None and self._ack[0] == response.cseq.seq:
-            self._host.transport.send(self._ack[1], self.peer)
+            self._host.transport.send(self._ack[1], self.request_flow())
 
     # ---- the UAS 2xx / ACK handshake (RFC 3261 §13.3.1.4) -------------------------
 
@@ -325,9 +344,10 @@ class Dialog:
                     self._stop_retransmitting()
             if self._bye_received:
                 return
-            req = self.new_request("BYE")
+            flow = self.request_flow()
+            req = self.new_request("BYE", flow=flow)
             try:
-                response = await self._host.layer.request(req, self.peer)
+                response = await self._host.layer.request(req, flow)
                 if response.status >= 300:
                     log.info("sip.bye_refused", call_id=self.call_id, status=response.status)
             except TransactionError as exc:
@@ -360,13 +380,14 @@ class Dialog:
         result: asyncio.Future[ReferResult] = self._host.layer.loop.create_future()
         self._refer = result
         refer_to = target if target.startswith("<") else f"<{target}>"
+        flow = self.request_flow()
         req = self.new_request(
-            "REFER", [("Refer-To", refer_to), ("Referred-By", f"<{self.local.uri}>")]
+            "REFER", [("Refer-To", refer_to), ("Referred-By", f"<{self.local.uri}>")], flow=flow
         )
         try:
             async with asyncio.timeout(timeout_s):
                 try:
-                    response = await self._host.layer.request(req, self.peer)
+                    response = await self._host.layer.request(req, flow)
                 except TransactionError as exc:
                     return ReferResult(False, None, f"REFER not answered: {exc.detail}")
                 if response.status >= 300:

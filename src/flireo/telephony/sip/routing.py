@@ -89,3 +89,13 @@ def dialog_peer(flow: Flow, remote_target: str, route_set: Sequence[str]) -> Flo
     if peer is None or peer.transport != flow.transport:
         return flow
     return peer
+
+
+def reconnect_flow(remote_target: str, route_set: Sequence[str]) -> Flow | None:
+    """A TCP flow to a dialog's next hop (its route set or remote target) when
+    that is an IP literal: for requests after the dialog's connection closed."""
+    try:
+        hop = next_hop(first_hop_uri(remote_target, route_set), default_transport="TCP")
+    except ValueError:
+        return None
+    return flow_if_literal(NextHop(hop.host, hop.port, "TCP"))

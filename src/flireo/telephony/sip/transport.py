@@ -109,6 +109,7 @@ class SipTransport:
         on_bad_message: BadMessageHandler,
         tcp: bool = True,
         tcp_idle_s: float = 600.0,
+        in_use: Callable[[tuple[str, int]], bool] | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -120,6 +121,7 @@ class SipTransport:
         self._conns: dict[tuple[str, int], _TcpConnection] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._idle_s = tcp_idle_s
+        self._in_use = in_use or (lambda _addr: False)
         self._sweeper: asyncio.TimerHandle | None = None
         self._closed = False
 
@@ -250,8 +252,9 @@ class SipTransport:
     def _sweep(self) -> None:
         loop = asyncio.get_running_loop()
         now = loop.time()
-        for conn in [c for c in self._conns.values() if now - c.last_used > self._idle_s]:
-            conn.close()
+        for addr, conn in list(self._conns.items()):
+            if now - conn.last_used > self._idle_s and not self._in_use(addr):
+                conn.close()
         self._sweeper = loop.call_later(min(60.0, self._idle_s), self._sweep)
 
 

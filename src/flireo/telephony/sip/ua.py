@@ -85,15 +85,20 @@ class SipEndpoint:
         public_host: str | None = None,
     ) -> None:
         self.host = host
-        self._requested_port = port
         self.tcp = tcp
         self.user_agent = user_agent
-        self.timers = Timers.scaled(t1) if t1 != 0.5 else Timers()
+        self.timers = Timers.scaled(t1)
         self.public_host = public_host
         self.on_invite: InviteHandler | None = None
         self.on_request_filter: RequestFilter | None = None
+        self._tcp_refs: dict[tuple[str, int], int] = {}  # TCP connections dialogs use
         self.transport = SipTransport(
-            host, port, tcp=tcp, on_message=self._on_message, on_bad_message=self._on_bad
+            host,
+            port,
+            tcp=tcp,
+            on_message=self._on_message,
+            on_bad_message=self._on_bad,
+            in_use=self._tcp_refs.__contains__,
         )
         self._layer: TransactionLayer | None = None
         self._dialogs: dict[tuple[str, str, str], Dialog] = {}
@@ -134,6 +139,7 @@ class SipEndpoint:
         for dialog in list(self._dialogs.values()):
             dialog.shutdown()
         self._dialogs.clear()
+        self._tcp_refs.clear()
         for call in list(self._incoming.values()):
             call.cancelled.set()
         self._incoming.clear()
@@ -273,11 +279,24 @@ class SipEndpoint:
         )
 
     def register(self, dialog: Dialog) -> None:
+        if self._dialogs.get(dialog.key) is dialog:
+            return
         self._dialogs[dialog.key] = dialog
+        if dialog.peer.reliable:
+            addr = dialog.peer.addr
+            self._tcp_refs[addr] = self._tcp_refs.get(addr, 0) + 1
 
     def forget(self, dialog: Dialog) -> None:
-        if self._dialogs.get(dialog.key) is dialog:
-            del self._dialogs[dialog.key]
+        if self._dialogs.get(dialog.key) is not dialog:
+            return
+        del self._dialogs[dialog.key]
+        if dialog.peer.reliable:
+            addr = dialog.peer.addr
+            left = self._tcp_refs.get(addr, 1) - 1
+            if left > 0:
+                self._tcp_refs[addr] = left
+            else:
+                self._tcp_refs.pop(addr, None)
 
     def finished(self, call: IncomingCall) -> None:
         """An incoming INVITE got its final response."""

@@ -5,13 +5,15 @@ refreshes, INFO and the UAC's ACK for retransmitted 2xx."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import pytest
 
 from flireo.telephony.sip.dialog import Dialog
+from flireo.telephony.sip.digest import DigestChallenger
 from flireo.telephony.sip.message import Message, Request, Response, parse
-from flireo.telephony.sip.ua import DROP, IncomingCall, SipEndpoint
+from flireo.telephony.sip.ua import DROP, DialFailed, IncomingCall, SipEndpoint
 from tests.telephony.sip_peer import SDP, CallIds, RawPeer, reply, sip_request
 
 OUR_SDP = b"v=0\r\no=flireo 5 5 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
@@ -425,3 +427,49 @@ async def test_tcp_bye_reaches_the_contact_after_the_callers_connection_closed(
     assert bye.method == "BYE"
     assert bye.top_via.transport == "TCP"
     listener.close()
+
+
+async def test_proxy_challenge_is_answered_through_the_outbound_proxy(
+    ep: SipEndpoint, peer: RawPeer
+) -> None:
+    challenger = DigestChallenger("proxy.example", {"bob": "pw"})
+    progress: list[int] = []
+    dialling = asyncio.create_task(
+        ep.invite(
+            "sip:+15551230000@trunk.example.invalid",
+            from_uri='"Flireo" <sip:+15550100@flireo.test>',
+            sdp_offer=SDP,
+            credentials=("bob", "pw"),
+            proxy=("127.0.0.1", peer.port),  # no DNS lookup of the target's host
+            on_progress=lambda status, _reason: progress.append(status),
+        )
+    )
+    first = (await peer.next_request("INVITE")).message
+    assert isinstance(first, Request)
+    assert first.uri == "sip:+15551230000@trunk.example.invalid"
+    assert first.from_.display_name == "Flireo"
+    peer.send(reply(first, 100, "Trying"), ep.port)
+    challenge = reply(first, 407, "Proxy Authentication Required", to_tag="px").replace(
+        b"Content-Length: 0",
+        f"Proxy-Authenticate: {challenger.challenge(time.time()).header()}\r\n".encode()
+        + b"Content-Length: 0",
+    )
+    peer.send(challenge, ep.port)
+    ack = (await peer.next_request("ACK")).message
+    assert isinstance(ack, Request)
+    assert ack.top_via.branch == first.top_via.branch
+    second = (await peer.next_request("INVITE")).message
+    assert isinstance(second, Request)
+    assert second.cseq.seq == first.cseq.seq + 1
+    assert second.call_id == first.call_id
+    assert second.from_.tag == first.from_.tag
+    assert second.top_via.branch != first.top_via.branch
+    verdict = challenger.verify(
+        second.headers.get("Proxy-Authorization") or "", method="INVITE", now=time.time()
+    )
+    assert verdict.ok, verdict.reason
+    peer.send(reply(second, 480, "Temporarily Unavailable", to_tag="t2"), ep.port)
+    with pytest.raises(DialFailed) as failed:
+        await dialling
+    assert (failed.value.kind, failed.value.status) == ("no-answer", 480)
+    assert progress == [100]

@@ -137,7 +137,7 @@ class OutgoingInvite:
     def _progress(self, response: Response) -> None:
         if response.status >= 180:
             self._alerted = True
-        if response.status > 100 and self._on_progress is not None:
+        if self._on_progress is not None:
             try:
                 self._on_progress(response.status, response.reason)
             except Exception:

@@ -206,6 +206,28 @@ class RtpSession:
         self._send_addr = (host, port)
         self._source = None  # latch anew
 
+    def use_codec(self, codec_pt: int, dtmf_pt: int | None) -> None:
+        """Switch to what the SDP answer chose, before :meth:`start` (the socket,
+        and so the port already offered, stays)."""
+        if self._task is not None:
+            raise RuntimeError("the codec is fixed once the session has started")
+        codec_for(codec_pt)
+        if dtmf_pt is not None and not 96 <= dtmf_pt <= 127:
+            raise ValueError(f"telephone-event payload type must be dynamic, got {dtmf_pt}")
+        old = self._outbound
+        self.codec_pt, self.dtmf_pt = codec_pt, dtmf_pt
+        self._outbound = OutboundStream(
+            codec_pt=codec_pt,
+            dtmf_pt=dtmf_pt,
+            ssrc=old.ssrc,
+            sequence=random.getrandbits(16),
+            timestamp=old.timestamp0,
+            send_silence=old.send_silence,
+        )
+        self._accept_pts = frozenset(
+            [*CODECS, COMFORT_NOISE, *([dtmf_pt] if dtmf_pt is not None else [])]
+        )
+
     def start(self) -> None:
         """Start the pacer: frames and packets flow from now on."""
         if self._transport is None:

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from flireo.telephony.sip.dialog import Dialog
+from flireo.telephony.sip.dialog import Dialog, ReferResult
 from flireo.telephony.sip.digest import DigestChallenger
 from flireo.telephony.sip.message import Message, Request, Response, parse
 from flireo.telephony.sip.ua import DROP, DialFailed, IncomingCall, SipEndpoint
@@ -473,3 +473,40 @@ async def test_proxy_challenge_is_answered_through_the_outbound_proxy(
         await dialling
     assert (failed.value.kind, failed.value.status) == ("no-answer", 480)
     assert progress == [100]
+
+
+async def test_refer_refused_or_followed_by_a_hang_up(ep: SipEndpoint, peer: RawPeer) -> None:
+    ids = CallIds.fresh()
+    dialog, tag = await established(ep, peer, ids)
+    refusing = asyncio.create_task(dialog.refer("sip:+15550000@example.com", timeout_s=5))
+    refer = (await peer.next_request("REFER")).message
+    assert isinstance(refer, Request)
+    assert refer.headers.get("Refer-To") == "<sip:+15550000@example.com>"
+    assert refer.to.tag == ids.from_tag
+    peer.send(reply(refer, 405, "Method Not Allowed"), ep.port)
+    assert await refusing == ReferResult(False, 405, "REFER refused: 405 Method Not Allowed")
+
+    accepted = asyncio.create_task(dialog.refer("sip:+15550000@example.com", timeout_s=5))
+    refer = (await peer.next_request("REFER")).message
+    assert isinstance(refer, Request)
+    peer.send(reply(refer, 202, "Accepted"), ep.port)
+    await asyncio.sleep(0.05)
+    bye = sip_request(
+        "BYE", peer=peer, ep_port=ep.port, ids=ids, to_tag=tag, cseq=2, branch="z9hG4bKbx"
+    )
+    peer.send(bye, ep.port)
+    result = await accepted
+    assert (result.ok, result.status) == (True, None)
+    assert dialog.end_reason == "remote-bye"
+
+
+async def test_refer_without_notify_times_out(ep: SipEndpoint, peer: RawPeer) -> None:
+    dialog, _ = await established(ep, peer, CallIds.fresh())
+    waiting = asyncio.create_task(dialog.refer("sip:x@example.com", timeout_s=0.5))
+    refer = (await peer.next_request("REFER")).message
+    assert isinstance(refer, Request)
+    peer.send(reply(refer, 202, "Accepted"), ep.port)
+    result = await waiting
+    assert (result.ok, result.status) == (False, None)
+    assert "not reported" in result.detail
+    assert not dialog.ended.is_set()

@@ -138,6 +138,7 @@ class Dialog:
         self._bye_task: asyncio.Task[None] | None = None
         self._bye_received = False
         self._refer: asyncio.Future[ReferResult] | None = None
+        self._refer_accepted = False
 
     # ---- identity ----------------------------------------------------------------
 
@@ -362,7 +363,12 @@ class Dialog:
         self.ended.set()
         refer = self._refer
         if refer is not None and not refer.done():
-            refer.set_result(ReferResult(False, None, f"dialog ended ({reason})"))
+            if reason == "remote-bye" and self._refer_accepted:
+                # the transferee took the call off our hands without a final NOTIFY
+                detail = "REFER accepted, then the peer hung up before reporting the outcome"
+                refer.set_result(ReferResult(True, None, detail))
+            else:
+                refer.set_result(ReferResult(False, None, f"dialog ended ({reason})"))
 
     def shutdown(self) -> None:
         """The endpoint is stopping: end without sending anything."""
@@ -372,13 +378,20 @@ class Dialog:
     # ---- REFER (RFC 3515) --------------------------------------------------------
 
     async def refer(self, target: str, *, timeout_s: float = 30) -> ReferResult:
-        """Ask the peer to call ``target``; follow the NOTIFY sipfrags to the end."""
+        """Ask the peer to call ``target``; follow the NOTIFY sipfrags to the end.
+
+        ``ok`` once a sipfrag reports a 2xx (``status`` is that code), not ok on
+        a ≥300 sipfrag, a refused REFER, or a timeout. A peer that accepts the
+        REFER and then hangs up before any final NOTIFY counts as ok with
+        ``status=None`` (the call has left our hands).
+        """
         if self.ended.is_set():
             return ReferResult(False, None, "dialog already ended")
         if self._refer is not None and not self._refer.done():
             return ReferResult(False, None, "a transfer is already in progress")
         result: asyncio.Future[ReferResult] = self._host.layer.loop.create_future()
         self._refer = result
+        self._refer_accepted = False
         refer_to = target if target.startswith("<") else f"<{target}>"
         flow = self.request_flow()
         req = self.new_request(
@@ -393,6 +406,7 @@ class Dialog:
                 if response.status >= 300:
                     detail = f"REFER refused: {response.status} {response.reason}"
                     return ReferResult(False, response.status, detail)
+                self._refer_accepted = True
                 return await result
         except TimeoutError:
             return ReferResult(False, None, "transfer outcome not reported in time")

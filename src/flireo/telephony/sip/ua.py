@@ -314,12 +314,17 @@ class SipEndpoint:
                 self._on_request(msg, flow)
         except SipParseError as exc:  # a header we only parse when we need it
             log.info("sip.bad_header", error=str(exc), source=flow.addr)
-            if isinstance(msg, Request) and msg.method not in _ANSWER_ONLY:
-                self._stateless(msg, flow, 400, "Bad Request")
+            self._answer_failure(msg, flow, 400)
         except Exception:
             log.exception("sip.handler_failed", source=flow.addr)
-            if isinstance(msg, Request) and msg.method not in _ANSWER_ONLY:
-                self._stateless(msg, flow, 500, None)
+            self._answer_failure(msg, flow, 500)
+
+    def _answer_failure(self, msg: Message, flow: Flow, status: int) -> None:
+        if isinstance(msg, Request) and msg.method not in _ANSWER_ONLY:
+            try:
+                self._stateless(msg, flow, status, None)
+            except Exception:  # the request is too broken to answer
+                log.debug("sip.unanswerable", source=flow.addr)
 
     def _on_response(self, response: Response) -> None:
         if self.layer.receive_response(response):

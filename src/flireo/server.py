@@ -1,5 +1,5 @@
-"""``flireo serve``: one process with the API (and, as they land, SIP, the
-webhook outbox and the campaign dialer) on one event loop."""
+"""``flireo serve``: one process with the API, SIP/RTP calls, the webhook
+outbox, post-call analysis and the campaign dialer on one event loop."""
 
 from __future__ import annotations
 
@@ -11,14 +11,17 @@ from rich.console import Console
 from rich.panel import Panel
 
 from flireo.api.app import create_app
+from flireo.campaigns.runner import CampaignRunner
 from flireo.clock import SystemClock
 from flireo.security.secrets import load_keyring
 from flireo.services.analysis_jobs import AnalysisWorker
 from flireo.services.builder import build_services
 from flireo.services.call_lifecycle import CallLifecycle
+from flireo.services.call_runner import CallRunner
 from flireo.services.dialer import DisabledDialer
 from flireo.services.organizations import bootstrap
 from flireo.services.recovery import end_interrupted_calls
+from flireo.services.sip_gateway import SipGateway
 from flireo.settings import Settings
 from flireo.store.db import Database
 from flireo.store.migrate import upgrade
@@ -52,8 +55,9 @@ async def serve(settings: Settings, console: Console | None = None) -> None:
     db = Database(settings.resolved_database_url)
     await prepare_database(settings, db, console)
     clock = SystemClock()
-    dialer = DisabledDialer(db, clock)
-    services = build_services(settings, dialer=dialer, db=db, keyring=keyring, clock=clock)
+    services = build_services(
+        settings, dialer=DisabledDialer(db, clock), db=db, keyring=keyring, clock=clock
+    )
     deliverer = WebhookDeliverer(
         db, services.http, services.vault, settings, clock, node_id=settings.node_id
     )
@@ -71,9 +75,20 @@ async def serve(settings: Settings, console: Console | None = None) -> None:
         db, settings, clock, on_webhook=deliverer.kick, on_analysis=analysis.kick
     )
     await end_interrupted_calls(lifecycle, settings.node_id)
+    runner = CallRunner(services, lifecycle)
+    gateway: SipGateway | None = None
+    if settings.sip_enabled:
+        gateway = SipGateway(services, lifecycle, runner)
+        services.dialer = gateway
+    campaigns = CampaignRunner(db, services.dialer, clock, settings.node_id, lifecycle=lifecycle)
     await deliverer.start()
     await analysis.start()
-    app = create_app(services)
+    await services.bus.start()
+    if gateway is not None:
+        await gateway.start()
+        log.info("sip listening", host=settings.sip_host, port=gateway.endpoint.port)
+    await campaigns.start()
+    app = create_app(services, manage_lifecycle=False)
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -87,6 +102,10 @@ async def serve(settings: Settings, console: Console | None = None) -> None:
     try:
         await server.serve()
     finally:
+        await campaigns.stop()
+        if gateway is not None:
+            await gateway.stop()
+        await services.bus.stop()
         await analysis.stop()
         await deliverer.stop()
         await services.http.aclose()

@@ -25,6 +25,8 @@ class LiveServer:
     def __init__(self, data_dir: Path, *, env: dict[str, str] | None = None) -> None:
         self.data_dir = data_dir
         self.port = free_port()
+        #: the SIP listener (UDP and TCP) of this server
+        self.sip_port = free_port()
         self.log_path = data_dir / "server.log"
         self.env = {
             **os.environ,
@@ -33,6 +35,10 @@ class LiveServer:
             "FLIREO_PORT": str(self.port),
             "FLIREO_ALLOW_PRIVATE_WEBHOOKS": "1",
             "FLIREO_RATE_LIMIT_PER_MINUTE": "100000",
+            "FLIREO_SIP_HOST": "127.0.0.1",
+            "FLIREO_SIP_PORT": str(self.sip_port),
+            "FLIREO_RTP_PORT_MIN": "30000",
+            "FLIREO_RTP_PORT_MAX": "40000",
             **(env or {}),
         }
         self.proc: subprocess.Popen[bytes] | None = None

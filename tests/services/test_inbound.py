@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 
 from flireo.services.call_lifecycle import CallLifecycle
 from flireo.services.container import Services
-from flireo.services.inbound import admit_inbound, ip_allowed, number_candidates, trunk_ips
+from flireo.services.inbound import admit_inbound, number_candidates, trunk_ips
 from flireo.store.tables import Call, Organization, WebhookEvent
 from tests.api.conftest import Org
 from tests.fakes.server import ServerThread, serve
@@ -68,10 +68,6 @@ def test_number_spellings() -> None:
     assert number_candidates("31850835037")[:3] == ["31850835037", "+31850835037"]
     assert "+31850835037" in number_candidates("0031850835037")
     assert number_candidates("+31 85 083 5037")[1] == "+31850835037"
-    assert ip_allowed("10.1.2.3", [])
-    assert ip_allowed("10.1.2.3", ["10.0.0.0/8"])
-    assert not ip_allowed("11.1.2.3", ["10.0.0.0/8", "192.168.1.1"])
-    assert not ip_allowed("not-an-ip", ["10.0.0.0/8"])
 
 
 async def test_unknown_inactive_and_pinned(

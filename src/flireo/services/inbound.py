@@ -30,6 +30,7 @@ from flireo.services.call_lifecycle import CallCompletion, CallLifecycle
 from flireo.services.calls import inbound_call_id
 from flireo.services.container import Services
 from flireo.store.tables import Agent, Call, Organization, PhoneNumber, SipTrunk
+from flireo.telephony.sip.guard import ip_allowed
 from flireo.webhooks import outbox
 
 log = structlog.get_logger(__name__)
@@ -68,23 +69,6 @@ def number_candidates(dialed: str) -> list[str]:
     if digits.startswith("00"):
         found.append(f"+{digits[2:]}")
     return list(dict.fromkeys([dialed, *found]))
-
-
-def ip_allowed(ip: str, pinned: list[str]) -> bool:
-    """``ip`` is inside one of the trunk's pinned addresses/CIDRs (none pinned: allowed)."""
-    if not pinned:
-        return True
-    try:
-        address = ipaddress.ip_address(ip)
-    except ValueError:
-        return False
-    for entry in pinned:
-        try:
-            if address in ipaddress.ip_network(str(entry), strict=False):
-                return True
-        except ValueError:
-            continue
-    return False
 
 
 async def find_number(services: Services, dialed: str) -> PhoneNumber | None:

@@ -60,8 +60,16 @@ def _h(algorithm: str, text: str) -> str:
     base = algorithm.removesuffix("-SESS")
     if base not in _HASHES:
         raise DigestError(f"unsupported digest algorithm {algorithm}")
-    # header text decoded with surrogateescape goes back to its wire bytes
-    return _HASHES[base](text.encode("utf-8", "surrogateescape")).hexdigest()
+    return _HASHES[base](_wire_bytes(text)).hexdigest()
+
+
+def _wire_bytes(text: str) -> bytes:
+    """Header text back to the bytes it was decoded from (surrogateescape); any
+    other lone surrogate is encoded as is rather than raising."""
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass")
 
 
 def digest_response(
@@ -133,7 +141,7 @@ def _same(expected: str, given: str) -> bool:
     """Constant-time comparison of attacker-supplied text (``hmac.compare_digest``
     raises TypeError on non-ASCII ``str``)."""
     return hmac.compare_digest(
-        expected.encode("utf-8", "surrogateescape"), given.encode("utf-8", "surrogateescape")
+        expected.encode("utf-8", "surrogatepass"), given.encode("utf-8", "surrogatepass")
     )
 
 
@@ -164,7 +172,7 @@ class DigestChallenger:
 
     def _sign(self, stamp: str) -> str:
         return hmac.new(
-            self._secret, stamp.encode("utf-8", "surrogateescape"), hashlib.sha256
+            self._secret, stamp.encode("utf-8", "surrogatepass"), hashlib.sha256
         ).hexdigest()[:32]
 
     def challenge(self, now: float, *, stale: bool = False) -> Challenge:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from flireo.telephony.sip.guard import SourceGuard, ip_allowed, is_scanner
+from flireo.telephony.sip.guard import SourceGuard, ip_allowed, ip_in, is_scanner
 
 FLOODER = "127.0.0.9"
 CALLER = "127.0.0.1"
@@ -242,3 +242,12 @@ def test_garbage_never_matches_and_bad_pins_fail_closed() -> None:
     assert ip_allowed("198.51.100.9", ["bogus", "198.51.100.0/24"])  # bad entries skipped
     assert not ip_allowed("198.51.100.9", ["bogus"])  # only bad entries: nobody matches
     assert ip_allowed("198.51.100.9", iter(["198.51.100.9"]))
+
+
+def test_ip_in_matches_trunk_networks_and_nothing_when_empty() -> None:
+    trunks = {"203.0.113.10", "198.51.100.0/24"}
+    assert ip_in("198.51.100.77", trunks)  # a pinned network, not just exact addresses
+    assert ip_in("::ffff:203.0.113.10", trunks)
+    assert not ip_in("192.0.2.1", trunks)
+    assert not ip_in("192.0.2.1", [])  # unlike ip_allowed: no trunks, nobody exempt
+    assert not ip_in("192.0.2.1", ["bogus", ""])

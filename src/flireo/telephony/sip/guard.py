@@ -5,7 +5,8 @@
   requests per 2 s, an ``ipban`` table with a 300 s autoexpire); trunk
   addresses are exempt.
 - :func:`is_scanner`: User-Agents of known SIP scanning tools.
-- :func:`ip_allowed`: a trunk's source-address pinning (addresses or CIDRs).
+- :func:`ip_allowed`: a trunk's source-address pinning (addresses or CIDRs);
+  :func:`ip_in` for matching trunk addresses to exempt.
 
 The transport calls ``check`` for each out-of-dialog request (at least each
 INVITE) before parsing further, and drops the request silently when it is not
@@ -179,14 +180,23 @@ def is_scanner(user_agent: str | None) -> bool:
 
 def ip_allowed(ip: str, pinned: Iterable[str]) -> bool:
     """``ip`` is one of the ``pinned`` addresses or inside one of its CIDRs; an
-    empty list allows everything. An IPv4 source seen as IPv4-mapped IPv6 (a
-    dual-stack socket) matches IPv4 pins; entries that are not addresses or
-    networks are ignored, and a source that is not an address never matches.
+    empty list allows everything. A list holding only invalid entries allows
+    nothing (see :func:`ip_in`).
     """
     entries = [str(p).strip() for p in pinned]
-    if not any(entries):
-        return True
-    networks = [n for n in map(_network, entries) if n is not None]  # none valid: deny all
+    return not any(entries) or ip_in(ip, entries)
+
+
+def ip_in(ip: str, entries: Iterable[str]) -> bool:
+    """``ip`` is one of ``entries`` (addresses or CIDRs); no entries, no match.
+    For exempting trunk addresses from :class:`SourceGuard`, where pins may be
+    networks. An IPv4 source seen as IPv4-mapped IPv6 (a dual-stack socket)
+    matches IPv4 entries; entries that are not addresses or networks are
+    ignored, and a source that is not an address never matches.
+    """
+    networks = [n for n in (_network(str(e).strip()) for e in entries) if n is not None]
+    if not networks:
+        return False
     try:
         address = ipaddress.ip_address(ip.strip())
     except ValueError:

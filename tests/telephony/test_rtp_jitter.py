@@ -134,9 +134,9 @@ def play(playout: Playout, packets: list[RtpPacket], order: list[int] | None = N
     frames: list[bytes] = []
     for i in order:
         playout.buffer.push(packets[i])
-        frames += playout.tick()
+        frames.append(playout.tick())
     for _ in range(playout.buffer.prefetch + 2):
-        frames += playout.tick()
+        frames.append(playout.tick())
     assert all(len(f) == FRAME_BYTES for f in frames)
     return b"".join(frames)
 
@@ -157,9 +157,9 @@ def assert_same_audio(got: bytes, want: bytes, max_shift: int = 8) -> None:
     assert min(errors) <= 2, errors
 
 
-def test_every_tick_yields_exactly_one_frame_even_with_nothing_received() -> None:
+def test_every_tick_yields_one_silent_frame_while_nothing_is_received() -> None:
     playout = Playout(JitterBuffer(prefetch=3))
-    assert [len(playout.tick()) for _ in range(50)] == [1] * 50
+    assert {playout.tick() for _ in range(50)} == {bytes(FRAME_BYTES)}
 
 
 def test_ulaw_packets_become_the_decoded_audio_at_16khz() -> None:
@@ -190,8 +190,8 @@ def test_a_lost_packet_becomes_20ms_of_silence_in_its_place() -> None:
     for i, packet in enumerate(packets):
         if i != 5:
             playout.buffer.push(packet)
-        frames += playout.tick()
-    frames += [f for _ in range(4) for f in playout.tick()]
+        frames.append(playout.tick())
+    frames += [playout.tick() for _ in range(4)]
     assert len(frames) == 14
     samples = np.frombuffer(b"".join(frames), dtype="<i2")
     per_frame = samples.reshape(14, 320)
@@ -223,8 +223,27 @@ def test_telephone_event_packets_play_as_silence_not_as_loss() -> None:
     frames: list[bytes] = []
     for packet in [*speech, *events, *after]:
         playout.buffer.push(packet)
-        frames += playout.tick()
+        frames.append(playout.tick())
     assert len(frames) == 13
     assert playout.buffer.stats.lost == 0
     silent = [not any(f[40:600]) for f in frames]
     assert silent == [False] * 3 + [True] * 7 + [False] * 3
+
+
+def test_30ms_packets_still_give_one_20ms_frame_per_tick() -> None:
+    """sipp's g711a.pcap carries 30 ms (240-sample) PCMA packets."""
+    encoded = alaw_encode(tone(8_000, 0.6, hz=500))
+    packets = [RtpPacket(8, 1 + i, 240 * i, 7, encoded[240 * i : 240 * (i + 1)]) for i in range(20)]
+    arrivals = {3 * k // 2: packet for k, packet in enumerate(packets)}  # every 30 ms
+    playout = Playout(JitterBuffer(prefetch=2))
+    frames: list[bytes] = []
+    for tick in range(40):  # a tick every 20 ms
+        if tick in arrivals:
+            playout.buffer.push(arrivals[tick])
+        frames.append(playout.tick())
+    assert all(len(f) == FRAME_BYTES for f in frames)
+    assert playout.buffer.stats.lost == 0
+    assert playout.buffer.stats.underruns == 1  # only once the 600 ms are over
+    out_pcm = b"".join(frames)
+    assert out_pcm[:FRAME_BYTES] == bytes(FRAME_BYTES)  # until 2 packets were in
+    assert_same_audio(out_pcm[FRAME_BYTES:], expected_16k(alaw_decode(encoded)))

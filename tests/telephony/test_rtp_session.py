@@ -263,3 +263,27 @@ async def test_frames_end_when_the_session_closes() -> None:
     await session.aclose()
     await asyncio.wait_for(reader, timeout=5)
     assert set(frames) == {bytes(FRAME_BYTES)}  # nothing received: silence, one per tick
+
+
+async def test_digits_with_their_own_ssrc_count_without_disturbing_the_audio_stream() -> None:
+    """sipp plays its RFC 4733 recordings with their own SSRC, between or during audio."""
+    digits: list[str] = []
+    session = await opened(dtmf_pt=101)
+    session.on_dtmf = digits.append
+    peer = await UdpSink.open()
+    try:
+        assert session.local_port is not None
+        audio = audio_packets(20, ssrc=0xDEE0EE8F, seq=59_133)
+        one = digit_packets(1, seq=7_984, ts=13_280, ssrc=0x0E05384E)
+        pound = digit_packets(11, seq=8_436, ts=92_640, ssrc=0x0E05384E)
+        stream = [*audio[:5], *one[:3], *audio[5:8], *one[3:], *audio[8:14], *pound, *audio[14:]]
+        for packet in stream:
+            peer.send(packet, session.local_port)
+        await until(lambda: session.stats().packets_received >= 34, what="all packets")
+        stats = session.stats()
+        assert digits == ["1", "#"]
+        assert stats.packets_ignored == 0  # the audio stream never gave way to the digits
+        assert stats.packets_duplicate == 0  # nor did they land in its jitter buffer
+    finally:
+        await session.aclose()
+        peer.close()

@@ -4,8 +4,8 @@ jitter buffer → G.711 decode → 8 → 16 kHz → 20 ms engine frames.
 Every tick owes 160 samples (8 kHz) of caller audio. They come from the
 packets whose turn it is; a lost packet, an RFC 4733 event or comfort-noise
 packet, or an empty buffer becomes silence of the same length, so the engine
-receives exactly one frame of audio per 20 ms of call time and its VAD timing
-stays true whatever the network does.
+receives exactly one frame per 20 ms of call time (whatever the packet size)
+and its VAD timing stays true whatever the network does.
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ class Playout:
         self._last_samples = SAMPLES_PER_PACKET  # length of the last audio packet
         self._out = bytearray()  # 16 kHz output not yet cut into frames
 
-    def tick(self) -> list[bytes]:
-        """Play one 20 ms tick; returns the engine frames completed (usually exactly one)."""
+    def tick(self) -> bytes:
+        """Play one 20 ms tick: exactly one 20 ms engine frame."""
         self._owed += SAMPLES_PER_PACKET
         pcm8: list[bytes] = []
         silence = 0  # 8 kHz samples of silence to play after pcm8
@@ -69,7 +69,7 @@ class Playout:
                     pcm8.append(decoded)
             self._owed -= samples
         self._play(pcm8, silence)
-        return self._frames()
+        return self._frame()
 
     def _decode(self, slot: Slot) -> bytes | None:
         decode = _DECODERS.get(slot.payload_type)
@@ -100,13 +100,14 @@ class Playout:
                 self._resampling = False
             self._out += bytes(2 * _RATIO * silence)
 
-    def _frames(self) -> list[bytes]:
+    def _frame(self) -> bytes:
+        """The tick's one frame. Each tick adds at least a frame's worth on average
+        (a 30 ms packet adds 1.5 frames one tick and none the next), so what is
+        left over stays below a packet's length; a shortfall (never seen: the 2:1
+        conversion is exact) would be padded with silence."""
         out = self._out
         if len(out) < FRAME_BYTES:
-            return []
-        frames = [
-            bytes(out[i : i + FRAME_BYTES])
-            for i in range(0, len(out) - FRAME_BYTES + 1, FRAME_BYTES)
-        ]
-        del out[: len(frames) * FRAME_BYTES]
-        return frames
+            out += bytes(FRAME_BYTES - len(out))
+        frame = bytes(out[:FRAME_BYTES])
+        del out[:FRAME_BYTES]
+        return frame

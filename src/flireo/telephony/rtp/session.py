@@ -26,8 +26,9 @@ elsewhere are ignored, except from the address in the peer's SDP, which
 always wins back the latch. The first SSRC heard is the stream; another SSRC
 takes over once it sends :data:`SSRC_SWITCH_PACKETS` packets in a row with
 nothing from the current one between (a peer that restarted its stream),
-resetting the jitter buffer. RFC 4733 digits are reported on arrival through
-:attr:`RtpSession.on_dtmf`, once per event.
+resetting the jitter buffer. RFC 4733 digits from the latched source are
+reported on arrival through :attr:`RtpSession.on_dtmf`, once per key press
+(:mod:`~flireo.telephony.rtp.digits`), whatever their SSRC.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from typing import Any, Final
 from flireo.clock import Clock, SystemClock
 from flireo.media.frames import FRAME_MS
 from flireo.telephony.rtp.codec import CODECS, COMFORT_NOISE, PCMU, codec_for
-from flireo.telephony.rtp.dtmf import DtmfReceiver
+from flireo.telephony.rtp.digits import DigitDetector
 from flireo.telephony.rtp.jitter import JitterBuffer
 from flireo.telephony.rtp.outbound import OutboundStream
 from flireo.telephony.rtp.packet import RtpPacket, RtpParseError
@@ -139,7 +140,7 @@ class RtpSession:
         prefetch = max(1, -(-jitter_ms // FRAME_MS))
         self._jitter = JitterBuffer(prefetch, max(prefetch, max_jitter_ms // FRAME_MS))
         self._playout = Playout(self._jitter)
-        self._dtmf_rx = DtmfReceiver()
+        self._digits = DigitDetector()
         self._accept_pts = frozenset(
             [*CODECS, COMFORT_NOISE, *([dtmf_pt] if dtmf_pt is not None else [])]
         )
@@ -165,6 +166,7 @@ class RtpSession:
         self.lateness = LatenessHistogram()
         self._sent = 0
         self._sent_late = 0
+        self._received = 0
         self._ignored = 0
         self._ticks_skipped = 0
         self._frames_dropped = 0
@@ -278,7 +280,7 @@ class RtpSession:
         jitter = self._jitter.stats
         return RtpStats(
             packets_sent=self._sent,
-            packets_received=jitter.received,
+            packets_received=self._received,
             packets_lost=jitter.lost,
             packets_late=jitter.late,
             packets_duplicate=jitter.duplicate,
@@ -370,12 +372,9 @@ class RtpSession:
             self.close()
 
     def _receive_tick(self) -> None:
-        frames = self._playout.tick()
-        if not frames:
-            return
         queue = self._frames
-        queue.extend(frames)
-        while len(queue) > self._max_frames:
+        queue.append(self._playout.tick())
+        if len(queue) > self._max_frames:
             queue.popleft()
             self._frames_dropped += 1
         self._frames_ready.set()
@@ -410,16 +409,27 @@ class RtpSession:
         if pt not in self._accept_pts or not self._accept_source(addr):
             self._ignored += 1
             return
+        now = self._clock.monotonic()
+        if pt == self.dtmf_pt:
+            # digits count from the latched source whatever their SSRC (sipp's DTMF
+            # recordings carry their own); they never make or switch the stream
+            self._last_rx = now
+            self._received += 1
+            if self._on_received is not None:
+                self._on_received(packet)
+            digit = self._digits.feed(packet.timestamp, packet.payload, now)
+            if digit is not None and self.on_dtmf is not None:
+                self.on_dtmf(digit)
+            if packet.ssrc == self._remote_ssrc:
+                self._jitter.push(packet)  # its slot plays as silence, not as a loss
+            return
         if not self._accept_ssrc(packet.ssrc):
             self._ignored += 1
             return
-        self._last_rx = self._clock.monotonic()
+        self._last_rx = now
+        self._received += 1
         if self._on_received is not None:
             self._on_received(packet)
-        if pt == self.dtmf_pt:
-            digit = self._dtmf_rx.feed(packet.timestamp, packet.payload)
-            if digit is not None and self.on_dtmf is not None:
-                self.on_dtmf(digit)
         self._jitter.push(packet)
 
     def _accept_source(self, addr: Address) -> bool:

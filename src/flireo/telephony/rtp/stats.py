@@ -15,7 +15,8 @@ class RtpStats:
     """A snapshot of :meth:`RtpSession.stats`."""
 
     packets_sent: int
-    #: packets of the call's stream accepted by the jitter buffer (audio and events)
+    #: packets accepted from the peer: its audio stream and its RFC 4733 events
+    #: (duplicates included: they are counted in ``packets_duplicate`` too)
     packets_received: int
     #: never arrived in time for their turn (played as silence)
     packets_lost: int

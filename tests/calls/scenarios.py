@@ -113,3 +113,11 @@ def caller_waits_for_bye(path: Path, *, dtmf_pcap: str | None = None) -> Path:
         middle = f'  <nop><action><exec play_pcap_audio="{dtmf_pcap}"/></action></nop>\n'
     path.write_text(_HEAD.format(name="caller waits") + middle + _WAIT_FOR_BYE)
     return path
+
+
+def caller_hangs_up(path: Path, *, hold_ms: int) -> Path:
+    """Call, stay ``hold_ms``, BYE."""
+    path.write_text(
+        _HEAD.format(name="caller hangs up") + f'  <pause milliseconds="{hold_ms}"/>\n' + _BYE
+    )
+    return path

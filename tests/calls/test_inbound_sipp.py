@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import re
+import socket
 from pathlib import Path
 
 import httpx
@@ -13,7 +16,7 @@ from flireo.services.container import Services
 from flireo.store.tables import Call, WebhookEvent
 from tests.api.conftest import Org
 from tests.calls.phone import NUMBER, SentAudio, agent_with_number, gateway, ulaw_wav
-from tests.calls.scenarios import caller_streams
+from tests.calls.scenarios import caller_hangs_up, caller_streams, caller_waits_for_bye
 from tests.fakes.llm_script import Reply
 from tests.fakes.openai_chat import FakeOpenAI
 from tests.speech import speak, transcribe, words
@@ -99,3 +102,108 @@ async def test_caller_speaks_over_rtp_and_hears_the_agent(
         "status-update:ended",
         "end-of-call-report",
     ]
+
+
+async def test_caller_cancels_before_the_answer(
+    services: Services,
+    org: Org,
+    api: httpx.AsyncClient,
+    fake_openai: FakeOpenAI,
+    sipp: Sipp,
+) -> None:
+    await agent_with_number(api, fake_openai)
+    async with gateway(services) as gw:
+        run = await sipp.start(
+            "uac_cancel.xml", remote=("127.0.0.1", gw.endpoint.port), service=NUMBER
+        )
+        assert await run.wait(30) == 0, run.explain()
+        call = await the_call(services)
+    assert (call.status, call.ended_reason) == ("ended", "customer-ended-call")
+    assert call.started_at is None
+    assert run.sent("CANCEL")
+    assert fake_openai.requests == []
+
+
+async def test_rfc4733_digits_from_the_caller_reach_the_agent(
+    services: Services,
+    org: Org,
+    api: httpx.AsyncClient,
+    fake_openai: FakeOpenAI,
+    sipp: Sipp,
+    tmp_path: Path,
+) -> None:
+    await agent_with_number(api, fake_openai, first_message=None)
+    fake_openai.enqueue(Reply.say("Thank you."))
+    scenario = caller_waits_for_bye(
+        tmp_path / "dtmf.xml", dtmf_pcap="/usr/share/sip-tester/dtmf_2833_1.pcap"
+    )
+    async with gateway(services) as gw:
+        run = await sipp.start(
+            str(scenario),
+            remote=("127.0.0.1", gw.endpoint.port),
+            service=NUMBER,
+            extra=["-mp", str(free_port())],
+        )
+        call = await the_call(services, final=False)
+        for _ in range(200):
+            if fake_openai.requests:
+                break
+            await asyncio.sleep(0.05)
+        r = await api.post(f"/calls/{call.id}/control", json={"type": "end-call"})
+        assert r.status_code == 200, r.text
+        assert await run.wait(30) == 0, run.explain()
+        call = await the_call(services)
+    assert fake_openai.requests, "the digits never reached the LLM"
+    user = [m["content"] for m in fake_openai.requests[0]["messages"] if m["role"] == "user"]
+    assert user == ["[DTMF] 1"]
+    assert call.ended_reason == "manually-ended"
+
+
+async def test_a_flood_is_banned_while_a_real_call_completes(
+    services: Services,
+    org: Org,
+    api: httpx.AsyncClient,
+    fake_openai: FakeOpenAI,
+    sipp: Sipp,
+    tmp_path: Path,
+) -> None:
+    await agent_with_number(api, fake_openai, first_message=None)
+    async with gateway(services) as gw:
+        flooder = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        flooder.bind(("127.0.0.9", 0))
+        flooder.setblocking(False)
+        try:
+            for n in range(100):
+                flooder.sendto(invite(n, flooder.getsockname()[1]), ("127.0.0.1", gw.endpoint.port))
+            run = await sipp.start(
+                str(caller_hangs_up(tmp_path / "legit.xml", hold_ms=1000)),
+                remote=("127.0.0.1", gw.endpoint.port),
+                service=NUMBER,
+            )
+            assert await run.wait(30) == 0, run.explain()
+            await asyncio.sleep(0.5)
+            answered: set[str] = set()
+            with contextlib.suppress(BlockingIOError):
+                while True:
+                    data = flooder.recv(65535).decode()
+                    answered.update(re.findall(r"Call-ID: (flood-\d+)", data))
+        finally:
+            flooder.close()
+        call = await the_call(services)
+    assert 0 < len(answered) <= 16
+    assert gw.guard.is_banned("127.0.0.9")
+    assert not gw.guard.is_banned("127.0.0.1")
+    assert (call.status, call.ended_reason) == ("ended", "customer-ended-call")
+
+
+def invite(n: int, port: int) -> bytes:
+    return (
+        f"INVITE sip:+4915100000{n % 10}@127.0.0.1 SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP 127.0.0.9:{port};branch=z9hG4bKflood{n}\r\n"
+        f"From: <sip:scan@127.0.0.9>;tag=f{n}\r\n"
+        f"To: <sip:+4915100000{n % 10}@127.0.0.1>\r\n"
+        f"Call-ID: flood-{n}\r\n"
+        "CSeq: 1 INVITE\r\n"
+        "Max-Forwards: 70\r\n"
+        "Content-Length: 0\r\n\r\n"
+    ).encode()

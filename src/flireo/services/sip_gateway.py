@@ -44,7 +44,7 @@ from flireo.telephony.rtp.packet import RtpPacket
 from flireo.telephony.rtp.ports import PortAllocator
 from flireo.telephony.rtp.session import RtpSession
 from flireo.telephony.sip import sdp
-from flireo.telephony.sip.guard import SourceGuard, is_scanner
+from flireo.telephony.sip.guard import SourceGuard, ip_in, is_scanner
 from flireo.telephony.sip.headers import parse_any_uri
 from flireo.telephony.sip.message import Request
 from flireo.telephony.sip.routing import next_hop, resolve
@@ -211,7 +211,7 @@ class SipGateway:
             return DROP
         if req.method != "INVITE":
             return None
-        exempt = source[0] in self._trunk_ips
+        exempt = source[0] in self._trunk_ips or ip_in(source[0], self._trunk_ips)
         decision = self.guard.check(source[0], exempt=exempt)
         return None if decision.allowed else DROP
 

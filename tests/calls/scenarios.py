@@ -121,3 +121,68 @@ def caller_hangs_up(path: Path, *, hold_ms: int) -> Path:
         _HEAD.format(name="caller hangs up") + f'  <pause milliseconds="{hold_ms}"/>\n' + _BYE
     )
     return path
+
+
+def caller_refuses_refer(path: Path, *, hold_ms: int) -> Path:
+    """Call; answer our REFER with 501 (no transfer support); stay ``hold_ms``; BYE."""
+    refuse = """
+  <recv request="REFER"/>
+  <send>
+    <![CDATA[
+
+      SIP/2.0 501 Not Implemented
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+    ]]>
+  </send>
+"""
+    path.write_text(
+        _HEAD.format(name="caller without REFER")
+        + refuse
+        + f'  <pause milliseconds="{hold_ms}"/>\n'
+        + _BYE
+    )
+    return path
+
+
+def callee_answers(path: Path) -> Path:
+    """A phone reached through the trunk: answers, then waits for our BYE."""
+    path.write_text(
+        """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="callee answers">
+  <recv request="INVITE"/>
+  <send>
+    <![CDATA[
+
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:callee@[local_ip]:[local_port];transport=[transport]>
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=callee 1 1 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 0 101
+      a=rtpmap:0 PCMU/8000
+      a=rtpmap:101 telephone-event/8000
+
+    ]]>
+  </send>
+  <recv request="ACK"/>
+"""
+        + _WAIT_FOR_BYE.split("\n", 1)[1]
+    )
+    return path

@@ -16,7 +16,13 @@ from flireo.services.container import Services
 from flireo.store.tables import Call, WebhookEvent
 from tests.api.conftest import Org
 from tests.calls.phone import NUMBER, SentAudio, agent_with_number, gateway, ulaw_wav
-from tests.calls.scenarios import caller_hangs_up, caller_streams, caller_waits_for_bye
+from tests.calls.scenarios import (
+    callee_answers,
+    caller_hangs_up,
+    caller_refuses_refer,
+    caller_streams,
+    caller_waits_for_bye,
+)
 from tests.fakes.llm_script import Reply
 from tests.fakes.openai_chat import FakeOpenAI
 from tests.speech import speak, transcribe, words
@@ -207,3 +213,41 @@ def invite(n: int, port: int) -> bytes:
         "Max-Forwards: 70\r\n"
         "Content-Length: 0\r\n\r\n"
     ).encode()
+
+
+async def test_transfer_without_refer_bridges_through_the_trunk(
+    services: Services,
+    org: Org,
+    api: httpx.AsyncClient,
+    fake_openai: FakeOpenAI,
+    sipp: Sipp,
+    tmp_path: Path,
+) -> None:
+    callee = await sipp.start(str(callee_answers(tmp_path / "callee.xml")))
+    await agent_with_number(api, fake_openai, first_message=None, trunk={"port": callee.port})
+    async with gateway(services) as gw:
+        caller = await sipp.start(
+            str(caller_refuses_refer(tmp_path / "caller.xml", hold_ms=2500)),
+            remote=("127.0.0.1", gw.endpoint.port),
+            service=NUMBER,
+            extra=["-mp", str(free_port())],
+        )
+        call = await the_call(services, final=False)
+        for _ in range(200):
+            r = await api.post(
+                f"/calls/{call.id}/control",
+                json={"type": "transfer", "destination": "+31699999999"},
+            )
+            if r.status_code == 200:
+                break
+            await asyncio.sleep(0.05)
+        assert r.status_code == 200, r.text
+        call = await the_call(services)
+        assert call.ended_reason == "assistant-forwarded-call"
+        # the caller stays connected to the callee until the caller hangs up
+        assert await caller.wait(30) == 0, caller.explain()
+        assert await callee.wait(30) == 0, callee.explain()
+    (invite_to_callee,) = callee.received("INVITE")
+    assert invite_to_callee.startswith(f"INVITE sip:+31699999999@127.0.0.1:{callee.port} ")
+    assert len(caller.received("REFER")) == 1
+    assert len(callee.received("BYE")) == 1

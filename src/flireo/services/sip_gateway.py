@@ -520,6 +520,8 @@ class SipGateway:
         except DialFailed as exc:
             return TransferResult(ok=False, detail=f"transfer call failed: {exc}")
         leg.bridged = True
+        if leg.transport is not None:
+            leg.transport.detach()  # the media is the bridge's from now on
         self._spawn(self._relay(leg, other, other_rtp), f"bridge-{leg.call_id}")
         return TransferResult(ok=True, detail="bridged through the trunk")
 

@@ -52,6 +52,7 @@ class SipMediaTransport:
         self._events: asyncio.Queue[TransportEvent | None] = asyncio.Queue()
         self._ended = False  # no more events: hung up by either side
         self._hangup_done: asyncio.Future[None] | None = None
+        self._detached = False
         rtp.on_dtmf = self._digit
 
     # --- AudioTransport ------------------------------------------------------------------
@@ -97,7 +98,10 @@ class SipMediaTransport:
 
     async def hangup(self) -> None:
         """End the call from our side: media stops, ``on_hangup`` (BYE) runs once.
-        Idempotent; after :meth:`remote_hangup` it only closes the media."""
+        Idempotent; after :meth:`remote_hangup` it only closes the media, and
+        after :meth:`detach` it does nothing."""
+        if self._detached:
+            return
         if self._hangup_done is not None:
             await asyncio.shield(self._hangup_done)
             return
@@ -112,6 +116,13 @@ class SipMediaTransport:
             self._hangup_done.set_result(None)
 
     # --- the SIP dialog's side -----------------------------------------------------------
+    def detach(self) -> None:
+        """Hand the call's media to someone else (a transfer bridged by the trunk):
+        the engine's side ends (no more events) but the RTP session stays open
+        and no BYE is sent; whoever took the media closes it."""
+        self._detached = True
+        self._end()
+
     def remote_hangup(self, reason: str = "customer-ended-call") -> None:
         """The peer hung up (BYE, or the media timed out): a :class:`RemoteHangup`
         event, then the media stops and :meth:`audio` and :meth:`events` end."""

@@ -251,3 +251,29 @@ async def test_transfer_without_refer_bridges_through_the_trunk(
     assert invite_to_callee.startswith(f"INVITE sip:+31699999999@127.0.0.1:{callee.port} ")
     assert len(caller.received("REFER")) == 1
     assert len(callee.received("BYE")) == 1
+
+
+async def test_stopping_the_server_hangs_up_and_ends_each_call_once(
+    services: Services,
+    org: Org,
+    api: httpx.AsyncClient,
+    fake_openai: FakeOpenAI,
+    sipp: Sipp,
+    tmp_path: Path,
+) -> None:
+    await agent_with_number(api, fake_openai, first_message=None)
+    async with gateway(services) as gw:
+        run = await sipp.start(
+            str(caller_waits_for_bye(tmp_path / "waits.xml")),
+            remote=("127.0.0.1", gw.endpoint.port),
+            service=NUMBER,
+        )
+        for _ in range(200):
+            if (await the_call(services, final=False)).status == "in-progress":
+                break
+            await asyncio.sleep(0.05)
+    # the gateway stopped: the caller got its BYE and the record ended once
+    assert await run.wait(20) == 0, run.explain()
+    call = await the_call(services)
+    assert (call.status, call.ended_reason) == ("ended", "call-cancelled")
+    assert (await webhook_trail(services, call.id)).count("end-of-call-report") == 1

@@ -65,6 +65,8 @@ CODECS = (sdp.PCMU, sdp.PCMA)
 DTMF_PT = 101
 #: how often the set of trunk addresses exempt from the flood ban is re-read
 _TRUNK_REFRESH_S = 30.0
+#: how long stop() lets live calls wind down (final message, BYE, record)
+_STOP_DEADLINE_S = 15.0
 #: how a failed INVITE ends the call record (status ``failed``)
 _DIAL_FAILURES = {
     "busy": DialEndedReason.BUSY,
@@ -178,13 +180,15 @@ class SipGateway:
         self._refresher = asyncio.create_task(self._refresh_trunks(), name="sip-trunk-ips")
 
     async def stop(self) -> None:
-        """Hang up every live call (each ends once, through its runner), then stop."""
+        """Hang up every live call (each ends once, through its runner: the record
+        says ``call-cancelled`` and the caller gets a BYE), then stop listening."""
         if self._refresher is not None:
             self._refresher.cancel()
-        for task in list(self._tasks):
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if tasks:
+            await asyncio.wait(tasks, timeout=_STOP_DEADLINE_S)
         await self.endpoint.stop()
 
     def _spawn(self, coro: Awaitable[None], name: str) -> asyncio.Task[None]:
@@ -217,6 +221,16 @@ class SipGateway:
 
     # --- inbound --------------------------------------------------------------------------
     async def _on_invite(self, incoming: IncomingCall) -> None:
+        task = asyncio.current_task()
+        if task is not None:  # stop() hangs up the calls it owns before the endpoint goes
+            self._tasks.add(task)
+        try:
+            await self._inbound(incoming)
+        finally:
+            if task is not None:
+                self._tasks.discard(task)
+
+    async def _inbound(self, incoming: IncomingCall) -> None:
         req = incoming.request
         await incoming.ringing()
         admission = await admit_inbound(

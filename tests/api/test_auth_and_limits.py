@@ -51,6 +51,7 @@ async def test_unknown_route_and_method(api: httpx.AsyncClient) -> None:
     r = await api.put("/agents")
     assert r.status_code == 405
     assert r.json()["error"]["code"] == "method_not_allowed"
+    assert r.headers["allow"] == "GET, POST"
 
 
 async def test_oversized_body_is_413(api: httpx.AsyncClient, services: Services) -> None:

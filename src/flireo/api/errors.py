@@ -3,15 +3,14 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match, Route
 
 from flireo.domain.common import ErrorResponse
 from flireo.errors import FlireoError, RateLimited, Unauthorized
@@ -86,14 +85,34 @@ def validation_response(exc: RequestValidationError) -> JSONResponse:
     return error_response(400, code, message, type_="invalid_request_error", param=param)
 
 
+_HTTP_METHODS = frozenset({"get", "put", "post", "delete", "patch", "head", "options"})
+
+
+def _allow_table(app: Any) -> list[tuple[re.Pattern[str], frozenset[str]]]:
+    """(path pattern, methods) for every documented path, built once per app from
+    its OpenAPI schema (stable across FastAPI's internal route representations)."""
+    table: list[tuple[re.Pattern[str], frozenset[str]]] | None = getattr(
+        app.state, "allow_table", None
+    )
+    if table is None:
+        table = []
+        for path, operations in (app.openapi().get("paths") or {}).items():
+            pattern = "/".join(
+                "[^/]+" if part.startswith("{") else re.escape(part) for part in path.split("/")
+            )
+            methods = frozenset(m.upper() for m in operations if m in _HTTP_METHODS)
+            table.append((re.compile(f"^{pattern}/?$"), methods))
+        app.state.allow_table = table
+    return table
+
+
 def allowed_methods(request: Request) -> list[str]:
-    """Every method some route serves at this path (Starlette only reports the
-    first partially matching route's methods)."""
+    """Every method some route serves at this path, for the 405's ``Allow``."""
+    path = request.url.path
     methods: set[str] = set()
-    for route in request.app.routes:
-        match, _ = route.matches({**request.scope, "method": "__none__"})
-        if match != Match.NONE and isinstance(route, APIRoute | Route):
-            methods |= set(route.methods or ())
+    for pattern, served in _allow_table(request.app):
+        if pattern.match(path):
+            methods |= served
     return sorted(methods)
 
 

@@ -45,13 +45,13 @@ async def test_whole_conversation_never_blocks_the_loop_for_50_ms(
         Reply.say("Sure, go ahead."),
     )
     hours = FunctionTool(name="opening_hours", description="Hours", url=tool_server.url)
-    config = make_config(first_message="Hello, this is Anna.", tools=(hours,))
+    config = make_config(first_message="Hi, I'm Anna.", tools=(hours,))
     try:
         call = await start_call(config, http=http, llm=llm, stt=stt, tts=tts)
         await call.idle_after(1, what="the greeting")
         await call.caller_turn(spoken["What are your opening hours?"])
         await call.agent_says_something()
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(0.5)
         call.transport.push_caller_audio(spoken["Wait, stop. I have a question."] + silence(0.6))
         await call.until(lambda: bool(call.interruptions()), what="barge-in")
         await call.idle_after(3, what="the last answer")

@@ -25,11 +25,11 @@ from tests.engine.harness import Call, start_call
 from tests.fakes.xai_realtime import RATE, FakeXaiRealtime, SpokenReply
 from tests.speech import speak, words
 
-GREETING = "Hello, this is Anna."
-ANSWER = "We are open from nine to five."
-LOOKED_UP = "Jan has table seven."
-SAID = "Your booking is confirmed."
-BYE = "Goodbye for now."
+GREETING = "Hi, I'm Anna."
+ANSWER = "We open at nine."
+LOOKED_UP = "Table seven is yours."
+SAID = "Your booking is done."
+BYE = "Goodbye."
 
 
 async def spoken_reply(text: str, **options: float) -> SpokenReply:
@@ -89,11 +89,11 @@ async def test_realtime_call_with_first_message_turn_tool_and_control(
     assert create["response"]["instructions"] == VERBATIM.format(GREETING)
 
     # 2. a caller turn: our audio goes up, the vendor's VAD, transcript and answer come down
-    await call.caller_turn(spoken["What are your opening hours?"])
-    assert len(fake.audio_in) > 1.5 * RATE * 2  # the caller's speech, resampled to 24 kHz
+    await call.caller_turn(spoken["Hello?"])
+    assert len(fake.audio_in) > 0.5 * RATE * 2  # the caller's speech, resampled to 24 kHz
     fake.speech_started()
     fake.speech_stopped()
-    fake.user_transcript("What are your opening hours?")
+    fake.user_transcript("Hello? When do you open?")
     fake.say(answer.text, answer.pcm)
     await played_out(call, 2)
     answer_end = call.transport.last_played_at
@@ -158,7 +158,7 @@ async def test_realtime_call_with_first_message_turn_tool_and_control(
     # the same record as a cascade call
     assert outcome.transcript.splitlines() == [
         f"AI: {GREETING}",
-        "User: What are your opening hours?",
+        "User: Hello? When do you open?",
         f"AI: {ANSWER}",
         f"AI: {LOOKED_UP}",
         f"AI: {SAID}",
@@ -189,7 +189,7 @@ async def test_realtime_call_with_first_message_turn_tool_and_control(
     assert all("time" in m and "secondsFromStart" in m for m in outcome.messages)
     assert words(await call.heard(until=greeting_end)) == words(GREETING)
     assert words(await call.heard(since=answer_end + 0.01)) == words(f"{LOOKED_UP} {SAID} {BYE}")
-    assert outcome.usage.realtime_input_seconds > 1.5
+    assert outcome.usage.realtime_input_seconds > 1.0
     assert outcome.usage.realtime_output_seconds > 3.0
     assert outcome.usage.llm_completion_tokens > 0
     # a tool call and the answer to its result are one turn, as in the cascade

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from flireo.services.container import Services
-from flireo.store.tables import Call, WebhookEvent
+from flireo.store.tables import Call, Organization, WebhookEvent
 from tests.api.conftest import Org
 from tests.calls.phone import NUMBER, SentAudio, agent_with_number, gateway, ulaw_wav
 from tests.calls.scenarios import (
@@ -277,3 +277,29 @@ async def test_stopping_the_server_hangs_up_and_ends_each_call_once(
     call = await the_call(services)
     assert (call.status, call.ended_reason) == ("ended", "call-cancelled")
     assert (await webhook_trail(services, call.id)).count("end-of-call-report") == 1
+
+
+async def test_no_minutes_left_plays_the_message_and_rejects(
+    services: Services,
+    org: Org,
+    api: httpx.AsyncClient,
+    fake_openai: FakeOpenAI,
+    sipp: Sipp,
+    tmp_path: Path,
+) -> None:
+    await agent_with_number(api, fake_openai)
+    async with services.db.transaction() as s:
+        await s.execute(update(Organization).values(minutes_balance=0))
+    sent = SentAudio()
+    async with gateway(services, sent=sent) as gw:
+        run = await sipp.start(
+            str(caller_waits_for_bye(tmp_path / "waits.xml")),
+            remote=("127.0.0.1", gw.endpoint.port),
+            service=NUMBER,
+        )
+        assert await run.wait(30) == 0, run.explain()
+        call = await the_call(services)
+    assert (call.status, call.ended_reason) == ("rejected", "insufficient-credits")
+    heard = " ".join(words(await transcribe(sent.pcm16k(call.id))))
+    assert "cannot take calls" in heard
+    assert fake_openai.requests == []

@@ -6,6 +6,7 @@ import asyncio
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import TypeVar
 
 import typer
@@ -93,6 +94,71 @@ def serve(
     if port:
         settings.port = port
     run(settings)
+
+
+@app.command()
+def call(
+    target: str = typer.Argument(
+        ..., help="A number registered on the server (+31850835037), or an agent id"
+    ),
+    say: list[str] = typer.Option(
+        [], "--say", help="A caller line, spoken with the local Piper voice (repeatable)"
+    ),
+    wav: list[Path] = typer.Option(
+        [], "--wav", help="A caller line from a mono PCM WAV file, after the --say lines"
+    ),
+    server: str = typer.Option(
+        None, help="The server's SIP address host:port [default: 127.0.0.1:FLIREO_SIP_PORT]"
+    ),
+    from_number: str = typer.Option(None, "--from", help="Caller number, e.g. +31612345678"),
+    record: Path = typer.Option(None, help="Save the call as a stereo WAV (you left, agent right)"),
+    timeout: float = typer.Option(30.0, help="Seconds to wait for an answer"),
+    hangup_after: float = typer.Option(
+        None, help="Hang up this many seconds after the answer (default: after the last line)"
+    ),
+    max_wait: float = typer.Option(15.0, help="Longest wait for the agent before each line"),
+    api_url: str = typer.Option(
+        "http://127.0.0.1:8000", envvar="FLIREO_URL", help="API, to call an agent by id"
+    ),
+    api_key: str = typer.Option(None, envvar="FLIREO_API_KEY", help="API key, with an agent id"),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show SIP/RTP logs"),
+) -> None:
+    """Call an agent as a softphone: speak lines, print the live transcript."""
+    import httpx
+
+    from flireo.softphone import Say, Softphone, SoftphoneError, Wav, parse_server
+
+    settings = Settings()
+    configure_logging(settings.log_level if verbose else "warning", json=settings.log_json)
+    try:
+        address = parse_server(server or f"127.0.0.1:{settings.sip_port}")
+    except SoftphoneError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--server") from None
+    root = api_url.rstrip("/")
+    root = root if root.endswith("/api/v1") else root + "/api/v1"
+
+    async def go() -> int:
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        async with httpx.AsyncClient(base_url=root, headers=headers, timeout=10) as http:
+            phone = Softphone(
+                server=address,
+                from_number=from_number,
+                console=console,
+                api=http if api_key else None,
+                timeout_s=timeout,
+                max_wait_s=max_wait,
+                hangup_after_s=hangup_after,
+                record=record,
+            )
+            result = await phone.call(target, [*map(Say, say), *map(Wav, wav)])
+        return result.exit_code
+
+    try:
+        code = asyncio.run(go())
+    except SoftphoneError as exc:
+        console.print(f"[bold red]Cannot call:[/] {exc}", markup=True, highlight=False)
+        code = 2
+    raise typer.Exit(code)
 
 
 @keys_app.command("create")

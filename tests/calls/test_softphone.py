@@ -6,16 +6,20 @@ from __future__ import annotations
 import asyncio
 import io
 import wave
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
+import structlog
 from rich.console import Console
 from sqlalchemy import select
+from typer.testing import CliRunner
 
+from flireo.cli import app
 from flireo.services.container import Services
-from flireo.softphone import AgentTurns, Say, Softphone, SoftphoneError, parse_server
+from flireo.softphone import AgentTurns, Say, Softphone, SoftphoneError, Wav, parse_server
 from flireo.store.tables import Call
 from tests.calls.phone import NUMBER, agent_with_number, gateway
 from tests.fakes.llm_script import Reply
@@ -152,6 +156,39 @@ async def test_an_agent_id_is_called_on_its_first_number(
         await Softphone().resolve(agent_id)
 
 
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """``flireo call`` configures structlog for the process; put it back afterwards."""
+    config = structlog.get_config()
+    yield
+    structlog.configure(**config)
+
+
+async def test_flireo_call_command_exits_non_zero_on_failures(
+    services: Services, restore_logging: None, tmp_path: Path
+) -> None:
+    question = tone_wav(tmp_path / "question.wav", rate=8_000, channels=1, seconds=0.5)
+    runner = CliRunner()
+    async with gateway(services) as gw:
+        server = f"127.0.0.1:{gw.endpoint.port}"
+        # the command runs its own event loop: in a thread, while the gateway runs on ours
+        args = ["call", UNKNOWN, "--server", server, "--say", "Hi", "--wav", str(question)]
+        unknown = await asyncio.to_thread(runner.invoke, app, args)
+        by_id = await asyncio.to_thread(
+            runner.invoke,
+            app,
+            ["call", "agt_123", "--server", server],
+            env={"FLIREO_API_KEY": None},
+        )
+    assert unknown.exit_code == 1, unknown.output
+    assert "404 Not Found" in unknown.output
+    assert by_id.exit_code == 2, by_id.output
+    assert "FLIREO_API_KEY" in by_id.output
+    bad = runner.invoke(app, ["call", NUMBER, "--server", "127.0.0.1:99999"])
+    assert bad.exit_code == 2
+    assert "bad port" in bad.output
+
+
 def test_the_agent_has_answered_once_it_spoke_and_went_quiet() -> None:
     turns = AgentTurns()
     mark = turns.position_ms
@@ -164,6 +201,36 @@ def test_the_agent_has_answered_once_it_spoke_and_went_quiet() -> None:
     turns.position_ms = 2600
     assert turns.answered_since(mark, 1000)
     assert not turns.answered_since(2600, 1000)  # nothing said since a later mark
+
+
+def tone_wav(path: Path, *, rate: int, channels: int, seconds: float, width: int = 2) -> Path:
+    """A 440 Hz tone at half scale, the same in every channel."""
+    t = np.arange(round(rate * seconds)) / rate
+    tone = 0.5 * np.sin(2 * np.pi * 440 * t)
+    samples = (32767 * tone).astype("<i2")
+    if width == 1:  # 8-bit WAV samples are unsigned
+        samples = (128 + 127 * tone).astype(np.uint8)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(width)
+        w.setframerate(rate)
+        w.writeframes(np.repeat(samples, channels).tobytes())
+    return path
+
+
+@pytest.mark.parametrize(("rate", "channels", "width"), [(44_100, 2, 2), (8_000, 1, 1)])
+async def test_a_wav_line_is_read_at_any_rate_as_16_khz_mono(
+    tmp_path: Path, rate: int, channels: int, width: int
+) -> None:
+    path = tone_wav(tmp_path / "line.wav", rate=rate, channels=channels, seconds=1.5, width=width)
+    label, pcm = await Softphone().prepare(Wav(path))
+    assert label == "[line.wav]"
+    samples = np.frombuffer(pcm, "<i2").astype(np.float64)
+    assert abs(samples.size - 24_000) < 50  # 1.5 s at 16 kHz
+    assert 0.3 < np.sqrt((samples**2).mean()) / 32768 < 0.4  # a half-scale sine: RMS 0.354
+    (tmp_path / "notes.wav").write_text("not audio")
+    with pytest.raises(SoftphoneError, match="expected a PCM WAV"):
+        await Softphone().prepare(Wav(tmp_path / "notes.wav"))
 
 
 def test_server_addresses() -> None:

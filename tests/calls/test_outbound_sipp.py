@@ -73,9 +73,8 @@ async def test_answered_through_a_digest_trunk_then_ended_by_control(
 
     assert (call.direction, call.ended_reason) == ("outbound", "manually-ended")
     assert call.started_at is not None
-    heard = " ".join(words(await transcribe(sent.pcm16k(call_id))))
-    assert " ".join(words("Hello, this is Anna.")) in heard
-    assert " ".join(words("Goodbye for now.")) in heard
+    heard = set(words(await transcribe(sent.pcm16k(call_id))))
+    assert {"hello", "anna", "goodbye"} <= heard
     # the trunk chose PCMA: what we sent is A-law
     assert {p.payload_type for p in sent.packets[call_id]} <= {8, 101}
     invites = trunk.received("INVITE")

@@ -41,8 +41,10 @@ async def until(condition: Callable[[], Any], *, within: float = 20.0, what: str
 async def spoken_and_quiet(transport: MemoryTransport, *, after: float | None = None) -> None:
     """Wait until the agent said something (after ``after``) and then stayed quiet 0.5 s."""
     await until(
-        lambda: transport.last_played_at is not None
-        and (after is None or transport.last_played_at > after),
+        lambda: (
+            transport.last_played_at is not None
+            and (after is None or transport.last_played_at > after)
+        ),
         what="agent speech",
     )
     while True:
@@ -139,9 +141,8 @@ async def test_answered_call_is_talked_through_and_recorded_once(
     outcome = await asyncio.wait_for(task, 30)
 
     assert outcome is not None
-    assert words(await transcribe(transport.agent_audio(since=greeting_end + 0.01))) == words(
-        "We are open from nine to five."
-    )
+    answer = set(words(await transcribe(transport.agent_audio(since=greeting_end + 0.01))))
+    assert {"open", "nine", "five"} <= answer
     # the key came from BYOK and the prompt from the agent
     assert fake_openai.requests[0]["messages"][0]["content"] == "You are a receptionist."
     call = await record(services, call_id)
@@ -190,7 +191,7 @@ async def test_control_commands_from_the_api_reach_the_live_call(
         )
     assert r.status_code == 200, r.text
     await spoken_and_quiet(transport)
-    assert "hold on" in " ".join(words(await transcribe(transport.agent_audio())))
+    assert {"hold", "moment"} <= set(words(await transcribe(transport.agent_audio())))
 
     bad = await api.post(f"/calls/{call_id}/control", json={"type": "say"})
     assert bad.status_code in (400, 422)

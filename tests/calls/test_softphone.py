@@ -115,6 +115,34 @@ async def test_softphone_asks_the_agent_and_prints_the_live_transcript(
     assert (you & agent).sum() * 0.02 < 0.2  # we spoke in turns
 
 
+async def test_the_softphone_hangs_up_when_the_agent_does(
+    services: Services, api: httpx.AsyncClient, fake_openai: FakeOpenAI
+) -> None:
+    await agent_with_number(api, fake_openai)
+    screen, out = console()
+    async with gateway(services) as gw:
+        # no lines, and no hang-up of our own before a minute has passed
+        phone = Softphone(server=("127.0.0.1", gw.endpoint.port), console=screen, hangup_after_s=60)
+        calling = asyncio.create_task(phone.call(NUMBER))
+        for _ in range(400):  # the greeting has been transcribed
+            if "Agent:" in out.getvalue() or calling.done():
+                break
+            await asyncio.sleep(0.05)
+        (call,) = await calls_in_store(services)
+        r = await api.post(
+            f"/calls/{call.id}/control", json={"type": "end-call", "message": "Goodbye now."}
+        )
+        assert r.status_code == 200, r.text
+        result = await asyncio.wait_for(calling, 30)
+        call = await the_finished_call(services)
+    assert (result.answered, result.exit_code, result.hung_up_by) == (True, 0, "agent")
+    assert result.duration_s < 30
+    heard = words(" ".join(result.said("agent")))
+    assert {"hello", "goodbye"} <= set(heard), heard
+    assert "The agent hung up after" in out.getvalue()
+    assert (call.status, call.ended_reason) == ("ended", "manually-ended")
+
+
 async def test_calling_a_number_the_server_does_not_have_fails_with_404(
     services: Services, api: httpx.AsyncClient, fake_openai: FakeOpenAI
 ) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import httpx
 import numpy as np
 
+from flireo.engine.config import BargeIn
+from flireo.engine.interruption import content_words, interrupts_after, interrupts_now
 from flireo.media.frames import SAMPLE_RATE
 from flireo.providers.llm.openai_compat import OpenAICompatibleLLM
 from flireo.providers.stt.local_whisper import WhisperSTT
@@ -118,3 +120,30 @@ async def test_backchannel_and_cough_do_not_interrupt(
     assert outcome.transcript == f"AI: {GREETING}"
     assert not outcome.turns[0].interrupted
     assert words(await call.heard()) == words(GREETING)
+
+
+def test_barge_in_policy() -> None:
+    policy = BargeIn(min_speech_ms=500, min_words=2, min_final_words=1)
+    # while the caller talks: enough voice, or enough real words in a streaming partial
+    assert not interrupts_now(policy, voiced_ms=440, partial=None)  # "Mm-hmm." measured
+    assert interrupts_now(policy, voiced_ms=500, partial=None)
+    assert not interrupts_now(policy, voiced_ms=100, partial="mm-hmm okay yeah")
+    assert not interrupts_now(policy, voiced_ms=100, partial="okay wait")
+    assert interrupts_now(policy, voiced_ms=100, partial="okay wait stop")
+    # a short utterance that is over: a real word makes it a turn, sounds do not
+    assert interrupts_after(policy, "Stop.")
+    assert interrupts_after(policy, "Sorry?")
+    assert not interrupts_after(policy, "Mm-hmm.")
+    assert not interrupts_after(policy, "MMM.")
+    assert not interrupts_after(policy, "Uh-huh, I see.")
+    assert not interrupts_after(policy, "(coughs)")
+    assert not interrupts_after(policy, "")
+    assert content_words("Okay, got it, but wait") == ["but", "wait"]
+    # thresholds are the agent's to set; off means never
+    strict = BargeIn(min_speech_ms=2000, min_words=4, min_final_words=3)
+    assert not interrupts_now(strict, voiced_ms=1500, partial="wait stop now")
+    assert not interrupts_after(strict, "Wait, stop.")
+    assert interrupts_after(strict, "Wait, stop, please.")
+    off = BargeIn(enabled=False)
+    assert not interrupts_now(off, voiced_ms=10_000, partial="stop stop stop stop")
+    assert not interrupts_after(off, "Stop talking please.")

@@ -27,6 +27,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
+from urllib.parse import quote
 
 import httpx
 import numpy as np
@@ -61,7 +62,6 @@ USER_AGENT = "Flireo-softphone"
 DTMF_PT = 101
 _OFFER = (sdp.PCMU, sdp.PCMA)
 _NUMBER = re.compile(r"\+?[0-9]{2,15}")
-_MS_BYTES = SAMPLE_RATE * 2 // 1000  # bytes of 16 kHz s16le audio per millisecond
 #: audio kept before the VAD's speech onset, so an utterance starts at its padded onset
 _PREROLL_MS = 1000
 #: what a failed INVITE means to someone testing an agent
@@ -239,7 +239,7 @@ async def lookup_agent_number(api: httpx.AsyncClient, agent_id: str) -> str:
     ``api`` has the API root (``.../api/v1``) as base URL and the API key set.
     """
     try:
-        r = await api.get(f"/agents/{agent_id}")
+        r = await api.get(f"/agents/{quote(agent_id, safe='')}")
         if r.status_code == 404:
             raise SoftphoneError(f"no agent {agent_id} in this organization")
         if r.status_code == 401:

@@ -11,14 +11,27 @@ first dial). Target: within 2 % of the requested rate up to 50 calls/s, and at
 least 100 calls/s sustained (the API's maximum per campaign). The last scenario
 asks for 10,000 calls/s: what it achieves is the runner's sustained dial rate
 (claim transaction + dialer hand-off + outcome bookkeeping, one process).
+
+``--sip``: the same question through real SIP. Per requested rate, a fresh
+``flireo serve`` (SQLite) dials a campaign through a SIP trunk to sipp on
+loopback (``tests/telephony/scenarios/uas_campaign.xml``: answers, holds
+0.3–1.5 s, hangs up; numbers ending in 7 are busy), with one attempt per lead so
+every lead is one call and one INVITE. "achieved" comes from the times sipp
+logged the first INVITE of each call; "claim to INVITE" is the delay from the
+claim (the stored call's ``created_at``) to that INVITE. One more run pauses a
+campaign mid-way and reports how long INVITEs kept arriving after the pause
+returned (calls claimed before it) and how many leads were claimed during it
+(must be 0). Writes ``bench/results/campaign_sip.json`` (about two minutes).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
 import platform
+import statistics
 import sys
 import tempfile
 import time
@@ -33,6 +46,20 @@ if str(ROOT) not in sys.path:
 from sqlalchemy import func, select  # noqa: E402
 from tests.campaigns.world import make_world  # noqa: E402
 from tests.db import drop_postgres_schema_sync, postgres_database, sqlite_database  # noqa: E402
+from tests.fakes.openai_chat import FakeOpenAI  # noqa: E402
+from tests.fakes.server import serve  # noqa: E402
+from tests.live.server import LiveServer  # noqa: E402
+from tests.live.test_campaign_sipp import (  # noqa: E402
+    CampaignHarness,
+    aware,
+    first_seen,
+    invites_received,
+    server_env,
+    start_carrier,
+    stop_carrier,
+    stored,
+)
+from tests.telephony.sipp import Sipp  # noqa: E402
 
 from flireo.campaigns.runner import CampaignRunner  # noqa: E402
 from flireo.clock import SystemClock  # noqa: E402
@@ -165,20 +192,152 @@ async def run_all() -> list[dict[str, Any]]:
     return results
 
 
+SIP_RATES = [5.0, 10.0, 20.0, 40.0, 100.0]
+SIP_SECONDS = 10.0
+#: enough that capacity never limits the rate (calls last about a second)
+SIP_CONCURRENCY = 300
+SIP_PAUSE_RATE = 20.0
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def sip_scenario(workdir: Path, rate: float, *, pause: bool = False) -> dict[str, Any]:
+    """One campaign through ``flireo serve`` to sipp at ``rate`` calls per second."""
+    await asyncio.to_thread(workdir.mkdir, parents=True)
+    launcher = Sipp(workdir)
+    carrier = await start_carrier(launcher)
+    server = LiveServer(workdir / "server", env=server_env())
+    fake = FakeOpenAI(api_key="sk-fake-openai")
+    leads = max(50, int(rate * SIP_SECONDS))
+    try:
+        with serve(fake.app()) as llm:
+            await asyncio.to_thread(server.start)
+            harness = CampaignHarness(server, carrier, f"{llm.url}/v1", "sk-fake-openai")
+            try:
+                run = await harness.create_campaign(
+                    leads, concurrency=SIP_CONCURRENCY, rate=rate, max_attempts=1
+                )
+                await harness.run(
+                    run, kill_at=[], pause_at=leads // 2 if pause else None, pause_seconds=3.0
+                )
+            finally:
+                await harness.aclose()
+                await asyncio.to_thread(server.stop)
+        await stop_carrier(carrier)
+        lead_rows, calls = await stored(server, run.campaign_id)
+        dialed = first_seen(invites_received(carrier))
+    finally:
+        await launcher.close()
+    invite_at = dict(dialed)  # one attempt per lead: one call per number
+    times = [at.timestamp() for _, at in dialed]
+    span = times[-1] - times[0]
+    achieved = (len(times) - 1) / span if span > 0 else float("nan")
+    delays = [
+        (invite_at[c.caller_phone] - aware(c.created_at)).total_seconds() * 1000
+        for c in calls
+        if c.caller_phone in invite_at
+    ]
+    statuses: dict[str, int] = {}
+    for lead in lead_rows:
+        statuses[lead.status] = statuses.get(lead.status, 0) + 1
+    row: dict[str, Any] = {
+        "scenario": "pause" if pause else "pacing",
+        "requested_cps": rate,
+        "achieved_cps": round(achieved, 3),
+        "error_pct": round(100 * (achieved - rate) / rate, 2),
+        "invites": len(times),
+        "leads": leads,
+        "seconds": round(span, 3),
+        "max_dials_in_any_second": max(sum(1 for u in times if t <= u < t + 1.0) for t in times),
+        "claim_to_invite_ms": {
+            "p50": round(statistics.median(delays), 1),
+            "p95": round(percentile(delays, 0.95), 1),
+            "max": round(max(delays), 1),
+        },
+        "lead_statuses": statuses,
+    }
+    if pause:
+        assert run.paused_at is not None
+        assert run.resumed_at is not None
+        after = [at for _, at in dialed if run.paused_at <= at < run.resumed_at]
+        row["pause"] = {
+            "seconds": round((run.resumed_at - run.paused_at).total_seconds(), 3),
+            "invites_after_pause": len(after),
+            "last_invite_after_pause_ms": round(
+                (max(after) - run.paused_at).total_seconds() * 1000, 1
+            )
+            if after
+            else None,
+            "leads_claimed_while_paused": sum(
+                1 for c in calls if run.paused_at < aware(c.created_at) < run.resumed_at
+            ),
+            "invites_after_resume": sum(1 for _, at in dialed if at >= run.resumed_at),
+        }
+    return row
+
+
+async def run_sip() -> list[dict[str, Any]]:
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, rate in enumerate(SIP_RATES):
+            row = await sip_scenario(Path(tmp) / f"rate-{i}", rate)
+            d = row["claim_to_invite_ms"]
+            print(
+                f"sip  requested {rate:6.1f}/s  achieved {row['achieved_cps']:7.3f}/s "
+                f"({row['error_pct']:+.2f} %)  invites {row['invites']:4d}  "
+                f"max in 1 s {row['max_dials_in_any_second']:3d}  "
+                f"claim→INVITE p50 {d['p50']} ms p95 {d['p95']} ms"
+            )
+            rows.append(row)
+        row = await sip_scenario(Path(tmp) / "pause", SIP_PAUSE_RATE, pause=True)
+        print(f"sip  pause at {SIP_PAUSE_RATE}/s: {row['pause']}")
+        rows.append(row)
+    return rows
+
+
+def write(name: str, out: dict[str, Any]) -> None:
+    target = ROOT / "bench" / "results" / name
+    target.write_text(json.dumps(out, indent=2) + "\n")
+    print(f"wrote {target.relative_to(ROOT)}")
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--sip", action="store_true", help="dial through flireo serve and SIP to sipp"
+    )
+    args = parser.parse_args()
+    machine = {"python": platform.python_version(), "cpus": os.cpu_count()}
+    if args.sip:
+        write(
+            "campaign_sip.json",
+            {
+                "benchmark": "campaign-sip",
+                "machine": machine,
+                "dialer": "flireo serve (SQLite) → SIP/UDP trunk → sipp on loopback",
+                "concurrency": SIP_CONCURRENCY,
+                "scenarios": asyncio.run(run_sip()),
+                # other programs on the machine take CPU from the server and sipp
+                "load_average_1min_after": round(os.getloadavg()[0], 2),
+            },
+        )
+        return
     try:
         results = asyncio.run(run_all())
     finally:
         drop_postgres_schema_sync()
-    out = {
-        "benchmark": "campaign",
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
-        "dialer": "in-process, answers instantly",
-        "scenarios": results,
-    }
-    target = ROOT / "bench" / "results" / "campaign.json"
-    target.write_text(json.dumps(out, indent=2) + "\n")
-    print(f"wrote {target.relative_to(ROOT)}")
+    write(
+        "campaign.json",
+        {
+            "benchmark": "campaign",
+            "machine": machine,
+            "dialer": "in-process, answers instantly",
+            "scenarios": results,
+        },
+    )
 
 
 if __name__ == "__main__":

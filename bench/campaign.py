@@ -215,7 +215,7 @@ async def sip_scenario(workdir: Path, rate: float, *, pause: bool = False) -> di
     try:
         with serve(fake.app()) as llm:
             await asyncio.to_thread(server.start)
-            harness = CampaignHarness(server, carrier, f"{llm.url}/v1", "sk-fake-openai")
+            harness = CampaignHarness(server, carrier, fake, f"{llm.url}/v1")
             try:
                 run = await harness.create_campaign(
                     leads, concurrency=SIP_CONCURRENCY, rate=rate, max_attempts=1

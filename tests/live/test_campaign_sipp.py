@@ -128,9 +128,9 @@ class CampaignRun:
 class CampaignHarness:
     """A live server, its API and a sipp carrier, and a campaign to run through them."""
 
-    def __init__(self, server: LiveServer, carrier: SippRun, llm_url: str, llm_key: str) -> None:
+    def __init__(self, server: LiveServer, carrier: SippRun, llm: FakeOpenAI, llm_url: str) -> None:
         self.server, self.carrier = server, carrier
-        self.llm_url, self.llm_key = llm_url, llm_key
+        self.llm, self.llm_url = llm, llm_url
         self.client = httpx.AsyncClient(base_url=server.api, timeout=30)
 
     async def aclose(self) -> None:
@@ -152,7 +152,7 @@ class CampaignHarness:
         retry_delay_seconds: int = 1,
         prefix: str = "+3161",
     ) -> CampaignRun:
-        await self.call("POST", "/byok", json={"provider": "openai", "api_key": self.llm_key})
+        await self.call("POST", "/byok", json={"provider": "openai", "api_key": self.llm.api_key})
         agent = await self.call(
             "POST",
             "/agents",
@@ -394,7 +394,7 @@ async def harness(
     fake = FakeOpenAI(api_key="sk-fake-openai")
     with serve(fake.app()) as llm:
         await asyncio.to_thread(server.start)
-        h = CampaignHarness(server, carrier, f"{llm.url}/v1", "sk-fake-openai")
+        h = CampaignHarness(server, carrier, fake, f"{llm.url}/v1")
         try:
             yield h
         finally:
@@ -504,6 +504,8 @@ async def test_500_leads_five_sigkills_one_invite_per_attempt(harness: CampaignH
     assert final["status"] == "completed"
     assert (final["total_leads"], final["completed_leads"]) == (LEADS, LEADS)
     assert by_api == {s: statuses.get(s, 0) for s in FINAL_LEAD_STATUSES}
+    # the callees never spoke: no call started an LLM turn
+    assert harness.llm.requests == []
 
     # --- pause and resume -----------------------------------------------------------------
     assert run.paused_at is not None

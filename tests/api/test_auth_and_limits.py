@@ -52,6 +52,8 @@ async def test_unknown_route_and_method(api: httpx.AsyncClient) -> None:
     assert r.status_code == 405
     assert r.json()["error"]["code"] == "method_not_allowed"
     assert r.headers["allow"] == "GET, POST"
+    r = await api.put("/calls/outbound")  # not the GET of /calls/{call_id}
+    assert r.headers["allow"] == "POST"
 
 
 async def test_oversized_body_is_413(api: httpx.AsyncClient, services: Services) -> None:

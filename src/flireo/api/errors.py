@@ -88,10 +88,11 @@ def validation_response(exc: RequestValidationError) -> JSONResponse:
 _HTTP_METHODS = frozenset({"get", "put", "post", "delete", "patch", "head", "options"})
 
 
-def _allow_table(app: Any) -> list[tuple[re.Pattern[str], frozenset[str]]]:
-    """(path pattern, methods) for every documented path, built once per app from
-    its OpenAPI schema (stable across FastAPI's internal route representations)."""
-    table: list[tuple[re.Pattern[str], frozenset[str]]] | None = getattr(
+def _allow_table(app: Any) -> list[tuple[re.Pattern[str], bool, frozenset[str]]]:
+    """(path pattern, has parameters, methods) for every documented path, built
+    once per app from its OpenAPI schema (stable across FastAPI's internal route
+    representations)."""
+    table: list[tuple[re.Pattern[str], bool, frozenset[str]]] | None = getattr(
         app.state, "allow_table", None
     )
     if table is None:
@@ -101,18 +102,24 @@ def _allow_table(app: Any) -> list[tuple[re.Pattern[str], frozenset[str]]]:
                 "[^/]+" if part.startswith("{") else re.escape(part) for part in path.split("/")
             )
             methods = frozenset(m.upper() for m in operations if m in _HTTP_METHODS)
-            table.append((re.compile(f"^{pattern}/?$"), methods))
+            table.append((re.compile(f"^{pattern}/?$"), "{" in path, methods))
         app.state.allow_table = table
     return table
 
 
 def allowed_methods(request: Request) -> list[str]:
-    """Every method some route serves at this path, for the 405's ``Allow``."""
+    """Every method the route at this path serves, for the 405's ``Allow``: a
+    literal path (``/calls/outbound``) shadows templates (``/calls/{call_id}``)."""
     path = request.url.path
+    found = [
+        (templated, served)
+        for pattern, templated, served in _allow_table(request.app)
+        if pattern.match(path)
+    ]
+    literal = [served for templated, served in found if not templated]
     methods: set[str] = set()
-    for pattern, served in _allow_table(request.app):
-        if pattern.match(path):
-            methods |= served
+    for served in literal or [served for _, served in found]:
+        methods |= served
     return sorted(methods)
 
 

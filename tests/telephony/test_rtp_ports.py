@@ -18,6 +18,12 @@ def test_only_even_ports_whose_rtcp_neighbour_fits_the_range() -> None:
         ports.acquire()
 
 
+def test_a_start_port_rotates_the_order_and_keeps_every_port() -> None:
+    ports = PortAllocator(10_000, 10_009, start=10_005)
+    got = [ports.acquire() for _ in range(ports.capacity)]
+    assert got == [10_006, 10_008, 10_000, 10_002, 10_004]
+
+
 def test_released_ports_are_reused_last() -> None:
     ports = PortAllocator(20_000, 20_007)
     a, b = ports.acquire(), ports.acquire()

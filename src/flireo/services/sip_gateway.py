@@ -156,7 +156,11 @@ class SipGateway:
             t1=settings.sip_t1,
             public_host=settings.sip_public_host,
         )
-        self.ports = ports or PortAllocator(settings.rtp_port_min, settings.rtp_port_max)
+        self.ports = ports or PortAllocator(
+            settings.rtp_port_min,
+            settings.rtp_port_max,
+            start=secrets.choice(range(settings.rtp_port_min, settings.rtp_port_max)),
+        )
         self.rtp_host = rtp_host or settings.sip_host
         self.guard = SourceGuard(
             limit=settings.sip_invite_limit,

@@ -24,7 +24,12 @@ class PortAllocator:
 
     __slots__ = ("_free", "_used", "high", "low")
 
-    def __init__(self, low: int = DEFAULT_LOW, high: int = DEFAULT_HIGH) -> None:
+    def __init__(
+        self, low: int = DEFAULT_LOW, high: int = DEFAULT_HIGH, *, start: int | None = None
+    ) -> None:
+        """``start``: the port to hand out first (default ``low``); a server passes
+        a random one so a restart does not go straight back to the ports its last
+        run, or a neighbour, may still hold."""
         if not 1024 <= low < high <= 65_535:
             raise ValueError(f"RTP port range must be within 1024-65535, got {low}-{high}")
         first = low + (low & 1)
@@ -34,6 +39,8 @@ class PortAllocator:
         self.low = low
         self.high = high
         self._free: deque[int] = deque(ports)
+        if start is not None and low <= start <= high:
+            self._free.rotate(-((start - first + 1) // 2 % len(ports)))
         self._used: set[int] = set()
 
     @property

@@ -29,11 +29,17 @@ from flireo.engine.transport import (
     TransferResult,
     TransportEvent,
 )
+from flireo.media.frames import SAMPLE_RATE
 from flireo.telephony.rtp.dtmf import EVENTS
 from flireo.telephony.rtp.session import RtpSession
 from flireo.telephony.rtp.stats import RtpStats
 
 log = logging.getLogger(__name__)
+
+#: silence sent after the last words before our BYE (covers the far end's jitter buffer)
+HANGUP_TAIL_S = 0.25
+#: at most this long is spent sending still-queued speech when we hang up
+PLAY_OUT_MAX_S = 5.0
 
 
 class SipMediaTransport:
@@ -109,11 +115,19 @@ class SipMediaTransport:
         ours = not self._ended
         self._end()
         try:
+            if ours:
+                await self._play_out()
             await self.rtp.aclose()
             if ours:
                 await self._on_hangup()
         finally:
             self._hangup_done.set_result(None)
+
+    async def _play_out(self) -> None:
+        """Before our BYE: let queued speech go out, then a short tail so the far
+        end's jitter buffer plays the last words (a goodbye is not clipped)."""
+        queued_s = self.rtp.queued_samples / SAMPLE_RATE  # the pacer sends in real time
+        await asyncio.sleep(min(queued_s, PLAY_OUT_MAX_S) + HANGUP_TAIL_S)
 
     # --- the SIP dialog's side -----------------------------------------------------------
     def detach(self) -> None:

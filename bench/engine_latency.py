@@ -1,6 +1,6 @@
 """The call engine's own latency and CPU with many calls at once, vendors remote.
 
-Run: ``.venv/bin/python bench/engine_latency.py`` (about two minutes; ``--levels
+Run: ``.venv/bin/python bench/engine_latency.py`` (about two and a half minutes; ``--levels
 10,50`` and ``--turns 2`` for a quick look). Prints the numbers and writes
 ``bench/results/engine_latency.json``.
 
@@ -25,12 +25,20 @@ Per caller turn:
   (0.4 s, counted by the VAD from where the voice stops inside the clip), the
   vendors and the 20 ms playout tick: compare it across levels, not with 0.
 
-Also: event-loop lag (a probe sleeping 5 ms), CPU seconds per call
+Also: event-loop lag (a probe sleeping 20 ms), CPU seconds per call
 (``time.process_time`` over the level / N) and per call-second, and how many
 such calls one core can carry (one core busy = 1 CPU second per wall second).
+The CPU is the whole process's: the memory transport and the fakes (which only
+sleep) are counted with the engine, so the figure is on the safe side.
 
 Targets (issue "call engine"): added p95 ≤ 20 ms at 50 concurrent sessions;
 ≥ 100 concurrent sessions per core.
+
+This box is shared (other jobs' tests and benchmarks may run beside it), and a
+descheduled process shows up as tens of milliseconds of "added" latency that is
+not the engine's: the load average around each level, the loop lag and the
+involuntary context switches are written with the numbers to tell. ``--priority
+default,raised`` repeats the levels at ``nice -10`` (root only).
 """
 
 from __future__ import annotations
@@ -424,7 +432,44 @@ async def run_level(
     }
 
 
-async def main(levels: list[int], turns: int) -> dict[str, Any]:
+async def run_levels(
+    levels: list[int], *, turns: int, speech: bytes, times: VendorTimes, label: str
+) -> list[dict[str, Any]]:
+    out = []
+    for i, sessions in enumerate(levels):
+        level = await run_level(sessions, turns=turns, speech=speech, times=times, seed=i)
+        out.append(level)
+        a, gap = level["added_ms"], level["caller_gap_ms"]
+        print(
+            f"[{label}] {sessions:4d} sessions: added p50 {a['p50']} p95 {a['p95']} "
+            f"p99 {a['p99']} ms | caller gap p50 {gap['p50']} p95 {gap['p95']} ms | "
+            f"loop lag p99 {level['loop_lag_ms']['p99']} ms | CPU {level['cpu_s_per_call']} "
+            f"s/call, {level['cpu_ms_per_call_second']} ms per call-second → "
+            f"{level['sessions_per_core']} sessions/core | load {level['load_avg_1min']}",
+            flush=True,
+        )
+    return out
+
+
+def verdict(levels: list[dict[str, Any]]) -> dict[str, Any]:
+    at50 = next((lv for lv in levels if lv["sessions"] == 50), None)
+    return {
+        "added_p95_ms_at_50": at50["added_ms"]["p95"] if at50 else None,
+        "added_p95_ok": bool(at50 and at50["added_ms"]["p95"] <= 20.0),
+        "sessions_per_core": min(lv["sessions_per_core"] for lv in levels),
+        "sessions_per_core_ok": all(lv["sessions_per_core"] >= 100 for lv in levels),
+    }
+
+
+def raise_priority(step: int = -10) -> int | None:
+    """Renice this process (root only); the niceness now, or None when not allowed."""
+    try:
+        return os.nice(step)
+    except PermissionError:
+        return None
+
+
+async def main(levels: list[int], turns: int, priorities: list[str]) -> dict[str, Any]:
     times = VendorTimes()
     silero_session()  # load the VAD model before the clock starts
     speech = await speak(QUESTION)
@@ -445,30 +490,28 @@ async def main(levels: list[int], turns: int) -> dict[str, Any]:
         },
         "caller": {"question_s": round(len(speech) / (SAMPLE_RATE * 2), 2), "turns": turns},
         "targets": {"added_p95_ms_at_50": 20.0, "sessions_per_core": 100},
-        "levels": [],
+        "runs": [],
     }
     # warm up (first model runs, imports, connection set-up), not measured
     await run_level(3, turns=1, speech=speech, times=times, seed=99)
-    for i, sessions in enumerate(levels):
-        level = await run_level(sessions, turns=turns, speech=speech, times=times, seed=i)
-        report["levels"].append(level)
-        a, gap = level["added_ms"], level["caller_gap_ms"]
-        print(
-            f"{sessions:4d} sessions: added p50 {a['p50']} p95 {a['p95']} p99 {a['p99']} ms | "
-            f"caller gap p50 {gap['p50']} p95 {gap['p95']} ms | "
-            f"loop lag p99 {level['loop_lag_ms']['p99']} ms | "
-            f"CPU {level['cpu_s_per_call']} s/call, {level['cpu_ms_per_call_second']} ms per "
-            f"call-second → {level['sessions_per_core']} sessions/core",
-            flush=True,
+    for priority in priorities:
+        if priority == "raised":
+            niceness = raise_priority()
+            if niceness is None:
+                print("cannot raise the priority (not root): skipped")
+                continue
+        else:
+            niceness = os.nice(0)
+        measured = await run_levels(levels, turns=turns, speech=speech, times=times, label=priority)
+        report["runs"].append(
+            {
+                "priority": priority,
+                "niceness": niceness,
+                "levels": measured,
+                "verdict": verdict(measured),
+            }
         )
-    at50 = next((lv for lv in report["levels"] if lv["sessions"] == 50), None)
-    report["verdict"] = {
-        "added_p95_ms_at_50": at50["added_ms"]["p95"] if at50 else None,
-        "added_p95_ok": bool(at50 and at50["added_ms"]["p95"] <= 20.0),
-        "sessions_per_core": min(lv["sessions_per_core"] for lv in report["levels"]),
-        "sessions_per_core_ok": all(lv["sessions_per_core"] >= 100 for lv in report["levels"]),
-    }
-    print(json.dumps(report["verdict"]))
+        print(json.dumps({priority: report["runs"][-1]["verdict"]}))
     return report
 
 
@@ -479,9 +522,20 @@ if __name__ == "__main__":
     parser.add_argument(
         "--out", default=str(ROOT / "bench" / "results" / "engine_latency.json"), help="JSON path"
     )
+    parser.add_argument(
+        "--priority",
+        default="default",
+        help="runs in order: 'default' and/or 'raised' (nice -10, root only)",
+    )
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()
-    result = asyncio.run(main([int(x) for x in args.levels.split(",")], args.turns))
+    result = asyncio.run(
+        main(
+            [int(x) for x in args.levels.split(",")],
+            args.turns,
+            [p.strip() for p in args.priority.split(",") if p.strip()],
+        )
+    )
     if not args.no_write:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)

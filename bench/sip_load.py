@@ -93,6 +93,8 @@ SILENT_NUMBER = "+31850835037"
 GREETING_NUMBER = "+31850835038"
 GREETING = "Hello, this is Anna. How can I help you today?"
 PROBE_PORT_ENV = "FLIREO_BENCH_PROBE_PORT"
+#: set: the probe also counts the store's sessions per caller (``--profile`` runs)
+PROBE_DB_ENV = "FLIREO_BENCH_PROBE_DB"
 # the pass marks
 MIN_SUCCESS = 0.999
 MAX_P95_SETUP_S = 1.0
@@ -123,6 +125,10 @@ class Probe:
         self.gc_pauses: list[tuple[int, float]] = []
         self._gc_started = 0.0
         self._profiler: Any = None
+        #: store sessions opened since the mark, by kind and calling function
+        self.db_sessions: Counter[str] = Counter()
+        #: write transactions: time from asking to holding the write lock (BEGIN IMMEDIATE)
+        self.db_begin_wait_s: list[float] = []
 
     def install(self) -> None:
         """From now on the gateway creates probed RTP sessions."""
@@ -158,6 +164,31 @@ class Probe:
 
         sip_gateway.RtpSession = ProbedRtpSession  # type: ignore[misc]
         gc.callbacks.append(self._on_gc)
+
+    def count_store_sessions(self) -> None:
+        """Count :class:`~flireo.store.db.Database` sessions by caller, and time how long
+        write transactions wait to begin (pool and SQLite's write lock)."""
+        from flireo.store.db import Database
+
+        probe = self
+        transaction, read = Database.transaction, Database.read
+
+        @contextlib.asynccontextmanager
+        async def counted_transaction(db: Any) -> Any:
+            probe.db_sessions["write " + _caller()] += 1
+            t0 = time.perf_counter()
+            async with transaction(db) as session:
+                probe.db_begin_wait_s.append(time.perf_counter() - t0)
+                yield session
+
+        @contextlib.asynccontextmanager
+        async def counted_read(db: Any) -> Any:
+            probe.db_sessions["read " + _caller()] += 1
+            async with read(db) as session:
+                yield session
+
+        Database.transaction = counted_transaction  # type: ignore[method-assign]
+        Database.read = counted_read  # type: ignore[method-assign]
 
     @staticmethod
     def _counters(session: Any) -> tuple[int, int, int]:
@@ -201,6 +232,8 @@ class Probe:
         self.loop_lag = self._histogram()
         self.first_audio_s = []
         self.gc_pauses = []
+        self.db_sessions = Counter()
+        self.db_begin_wait_s = []
         return {"live": len(self.live)}
 
     def stats(self) -> dict[str, Any]:
@@ -240,6 +273,13 @@ class Probe:
                 if (pauses := [t for g, t in self.gc_pauses if g == gen])
             },
             "first_audio_s": list(self.first_audio_s),
+            "db_sessions": dict(self.db_sessions.most_common()),
+            "db_begin_wait_ms": {
+                "count": len(self.db_begin_wait_s),
+                "p50": _ms(percentile(self.db_begin_wait_s, 50)),
+                "p95": _ms(percentile(self.db_begin_wait_s, 95)),
+                "max": _ms(max(self.db_begin_wait_s, default=None)),
+            },
         }
 
     def profile(self, on: bool) -> dict[str, Any]:
@@ -293,6 +333,16 @@ class Probe:
         writer.close()
 
 
+def _caller() -> str:
+    """The function that opened a store session (past contextlib and this file)."""
+    frame = sys._getframe(1)
+    while frame is not None and (frame.f_code.co_filename in (__file__, contextlib.__file__)):
+        frame = frame.f_back  # type: ignore[assignment]
+    if frame is None:
+        return "?"
+    return f"{_short(frame.f_code.co_filename).removesuffix('.py')}.{frame.f_code.co_name}"
+
+
 def _short(path: str) -> str:
     for marker in ("site-packages/", "/src/", "python3.11/"):
         if marker in path:
@@ -309,8 +359,9 @@ def _package(path: str, name: str) -> str:
         return "flireo." + ".".join(p.removesuffix(".py") for p in parts[:2])
     if "python3.11/" in path:
         return "stdlib." + path.split("python3.11/", 1)[1].split("/")[0].removesuffix(".py")
-    if path == "~":  # C functions: name the type they belong to
-        return "builtin " + (name.split(" of ")[-1].strip("'<>") if " of " in name else name)
+    if path == "~":  # a C function: "<method 'sendto' of '_socket.socket' objects>"...
+        owner = re.search(r" of '([\w.]+)'", name) or re.search(r"method ([\w]+)", name)
+        return "builtin " + (owner.group(1) if owner else name)
     return path
 
 
@@ -324,6 +375,8 @@ def serve_child() -> None:
     configure_logging(settings.log_level, json=settings.log_json)
     probe = Probe()
     probe.install()
+    if os.environ.get(PROBE_DB_ENV):
+        probe.count_store_sessions()
 
     async def main() -> None:
         control = await asyncio.start_server(
@@ -445,7 +498,9 @@ def wait_for_quiet(exclude_pid: int, max_wait_s: float) -> float:
 class FlireoServer:
     """``flireo serve`` with the probe, in its own process on free loopback ports."""
 
-    def __init__(self, workdir: Path, *, log_level: str = "info") -> None:
+    def __init__(
+        self, workdir: Path, *, log_level: str = "info", count_store: bool = False
+    ) -> None:
         self.workdir = workdir
         self.port = free_port()
         self.sip_port = free_port()
@@ -464,6 +519,7 @@ class FlireoServer:
             "FLIREO_RTP_PORT_MIN": "30000",
             "FLIREO_RTP_PORT_MAX": "39999",
             PROBE_PORT_ENV: str(self.probe_port),
+            **({PROBE_DB_ENV: "1"} if count_store else {}),
         }
         self.proc: subprocess.Popen[bytes] | None = None
         self.api_key: str | None = None
@@ -581,14 +637,16 @@ def provision(server: FlireoServer, llm_url: str, llm_key: str) -> None:
 
 
 @contextlib.contextmanager
-def running_server(workdir: Path, *, log_level: str = "info") -> Iterator[FlireoServer]:
+def running_server(
+    workdir: Path, *, log_level: str = "info", count_store: bool = False
+) -> Iterator[FlireoServer]:
     """A provisioned ``flireo serve`` and the fake LLM its agents use."""
     from tests.fakes.openai_chat import FakeOpenAI
     from tests.fakes.server import serve as serve_fake
 
     fake = FakeOpenAI(api_key="sk-fake-openai")
     with serve_fake(fake.app()) as fake_server:
-        server = FlireoServer(workdir, log_level=log_level)
+        server = FlireoServer(workdir, log_level=log_level, count_store=count_store)
         try:
             server.start()
             provision(server, f"{fake_server.url}/v1", "sk-fake-openai")
@@ -894,6 +952,10 @@ def setup_step(
         step["sipp_errors"] = run.errors
     if top is not None:
         step["profile"] = top
+        step["profile"]["store_sessions_per_call"] = {
+            k: round(n / calls, 2) for k, n in stats["db_sessions"].items()
+        }
+        step["profile"]["write_begin_wait_ms"] = stats["db_begin_wait_ms"]
     return step
 
 
@@ -1122,7 +1184,7 @@ def print_table(results: dict[str, Any]) -> None:
             str(s["others_cpu_pct"]),
             "yes" if s["passed"] else "no",
         )
-    console = Console()
+    console = Console(width=max(120, shutil.get_terminal_size().columns))
     console.print(table)
     summary = results["summary"]
     console.print(
@@ -1181,7 +1243,9 @@ def main() -> None:
             if args.workdir
             else Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sip-load-")))
         )
-        server = stack.enter_context(running_server(workdir / "server", log_level=args.log_level))
+        server = stack.enter_context(
+            running_server(workdir / "server", log_level=args.log_level, count_store=args.profile)
+        )
         print(f"flireo serve: pid {server.pid}, SIP on 127.0.0.1:{server.sip_port}", flush=True)
         warm_up(server, workdir)
         setup_rate: dict[str, Any] = {}
@@ -1231,6 +1295,9 @@ def main() -> None:
         ),
         "parameters": {
             "quick": args.quick,
+            # cProfile slows the server's loop (about 1.6x per call here): a profiled
+            # run shows where the time goes, not the capacity
+            "profiled": args.profile,
             "rates": args.rates,
             "greeting_rates": args.greeting_rates,
             "step_seconds": args.step_seconds,

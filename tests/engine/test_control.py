@@ -9,7 +9,7 @@ import httpx
 import pydantic
 import pytest
 
-from flireo.clock import ManualClock
+from flireo.clock import ManualClock, SystemClock
 from flireo.engine import ended_reasons
 from flireo.engine.control import (
     CallNotActive,
@@ -18,6 +18,8 @@ from flireo.engine.control import (
     InjectContext,
 )
 from flireo.engine.events import ControlApplied, TransferAttempted
+from flireo.engine.memory_transport import MemoryTransport
+from flireo.engine.transport import TransferResult
 from flireo.providers.llm.openai_compat import OpenAICompatibleLLM
 from flireo.providers.stt.local_whisper import WhisperSTT
 from flireo.providers.tts.local_piper import PiperTTS
@@ -208,3 +210,36 @@ def test_rate_limit_is_a_sliding_minute() -> None:
             limiter.acquire()
 
     asyncio.run(scenario())
+
+
+async def test_refused_transfer_command_is_reported_and_the_call_goes_on(
+    fake_openai: FakeOpenAI,
+    llm: OpenAICompatibleLLM,
+    stt: WhisperSTT,
+    tts: PiperTTS,
+    http: httpx.AsyncClient,
+) -> None:
+    fake_openai.enqueue(Reply.say("Sorry, nobody is free right now."))
+    clock = SystemClock()
+    transport = MemoryTransport(clock, transfer_result=TransferResult(ok=False, detail="486 Busy"))
+    call = await start_call(
+        make_config(), http=http, llm=llm, stt=stt, tts=tts, clock=clock, transport=transport
+    )
+    await call.session.control({"type": "transfer", "destination": "sip:desk@example.com"})
+    await call.idle_after(1, what="the agent telling the caller")
+    assert call.session.active
+    outcome = await call.hang_up()
+
+    assert transport.transfers == ["sip:desk@example.com"]
+    assert outcome.ended_reason == ended_reasons.CUSTOMER_ENDED_CALL
+    assert outcome.transferred_to is None
+    [applied] = call.of(ControlApplied)
+    assert (applied.command, applied.ok, applied.detail) == (
+        "transfer",
+        False,
+        "transfer failed: 486 Busy",
+    )
+    told = fake_openai.requests[0]["messages"][-1]
+    assert told["role"] == "system"
+    assert "sip:desk@example.com failed (486 Busy)" in told["content"]
+    assert words(await call.heard()) == words("Sorry, nobody is free right now.")

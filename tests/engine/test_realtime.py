@@ -32,9 +32,10 @@ SAID = "Your booking is done."
 BYE = "Goodbye."
 
 
-async def spoken_reply(text: str, **options: float) -> SpokenReply:
+async def spoken_reply(text: str, *, delta_delay: float = 0.0) -> SpokenReply:
     """The fake's response: ``text`` as words and as Piper audio at 24 kHz."""
-    return SpokenReply(text=text, pcm=resample_all(await speak(text), SAMPLE_RATE, RATE), **options)
+    pcm = resample_all(await speak(text), SAMPLE_RATE, RATE)
+    return SpokenReply(text=text, pcm=pcm, delta_delay=delta_delay)
 
 
 @pytest.fixture
@@ -97,6 +98,7 @@ async def test_realtime_call_with_first_message_turn_tool_and_control(
     fake.say(answer.text, answer.pcm)
     await played_out(call, 2)
     answer_end = call.transport.last_played_at
+    assert answer_end is not None
 
     # 3. a tool call: the same tool-calls webhook, the result goes back as function output
     fake.function_call("lookup_booking", {"name": "Jan"}, call_id="call_rt_1")

@@ -4,6 +4,7 @@ outbox, post-call analysis and the campaign dialer on one event loop."""
 from __future__ import annotations
 
 import asyncio
+import gc
 
 import structlog
 import uvicorn
@@ -98,6 +99,10 @@ async def serve(settings: Settings, console: Console | None = None) -> None:
         lifespan="on",
     )
     server = uvicorn.Server(config)
+    # everything built so far lives as long as the process: keep it out of the
+    # collector's full passes (a gen-2 pass over it stalls the loop 15-35 ms)
+    gc.collect()
+    gc.freeze()
     log.info("serving", url=f"http://{settings.host}:{settings.port}", database=db.dialect)
     try:
         await server.serve()

@@ -62,17 +62,45 @@ class CallLifecycle:
         self._on_webhook = on_webhook or (lambda: None)
         self._on_analysis = on_analysis or (lambda: None)
 
-    async def transition(self, call_id: str, status: str, *, error: str | None = None) -> bool:
-        """A non-final status change (``ringing``, ``in-progress``) and its webhook."""
+    async def open(self, call: Call, status: str) -> None:
+        """Store a new call record and move it on to ``status`` (e.g. ``connecting`` →
+        ``ringing``) with that status-update, in one transaction."""
+        if status in FINAL_STATUSES:
+            raise ValueError("use finish() to end a call")
+        now = self.clock.now()
+        queued = None
+        async with self.db.transaction() as s:
+            s.add(call)
+            await s.flush()
+            if set_status(call, status, now=now):
+                queued = await outbox.enqueue_status(s, call, status, now=now)
+        if queued is not None:
+            self._on_webhook()
+
+    async def transition(
+        self,
+        call_id: str,
+        status: str,
+        *,
+        error: str | None = None,
+        owner_node: str | None = None,
+    ) -> bool:
+        """A non-final status change (``ringing``, ``in-progress``) and its webhook;
+        ``owner_node`` also marks which node runs the call (same transaction)."""
         if status in FINAL_STATUSES:
             raise ValueError("use finish() to end a call")
         now = self.clock.now()
         async with self.db.transaction() as s:
             call = await s.get(Call, call_id, with_for_update=True)
-            if call is None or not set_status(call, status, now=now):
+            if call is None:
                 return False
-            await outbox.enqueue_status(s, call, status, now=now, error=error)
-        self._on_webhook()
+            if owner_node is not None and call.owner_node != owner_node:
+                call.owner_node = owner_node
+            if not set_status(call, status, now=now):
+                return False
+            queued = await outbox.enqueue_status(s, call, status, now=now, error=error)
+        if queued is not None:
+            self._on_webhook()
         return True
 
     async def finish(self, call_id: str, completion: CallCompletion) -> bool:
@@ -94,31 +122,39 @@ class CallLifecycle:
             if completion.summary is not None:
                 call.summary = completion.summary
             await record_usage(s, call, completion.usage, self.settings.price_per_minute)
-            await outbox.enqueue_status(s, call, completion.status, now=now, error=completion.error)
-            wants_analysis = await self._queue_report(s, call, completion)
-        self._on_webhook()
+            status_event = await outbox.enqueue_status(
+                s, call, completion.status, now=now, error=completion.error
+            )
+            wants_analysis, report = await self._queue_report(s, call, completion)
+        if status_event is not None or report:
+            self._on_webhook()
         if wants_analysis:
             self._on_analysis()
         return True
 
-    async def _queue_report(self, s: AsyncSession, call: Call, completion: CallCompletion) -> bool:
+    async def _queue_report(
+        self, s: AsyncSession, call: Call, completion: CallCompletion
+    ) -> tuple[bool, bool]:
         """The end-of-call report: now, or held until the analysis is done (at most
-        ``analysis_max_wait_seconds``). Returns whether analysis was queued."""
+        ``analysis_max_wait_seconds``). Returns whether analysis was queued and
+        whether the report went into the outbox (the agent takes it)."""
         now = self.clock.now()
         agent = await s.get(Agent, call.agent_id) if call.agent_id else None
         plan = analysis_plan(call, agent)
         answered = call.started_at is not None and bool(completion.messages)
         if plan is None or not answered or completion.summary is not None:
             call.analysis_status = "skipped" if plan is not None else None
+            if not outbox.wants(agent, "end-of-call-report"):
+                return False, False
             body = payloads.end_of_call_report(
                 call, number_name=await outbox.number_name(s, call), now=now
             )
-            await outbox.enqueue(s, call, "end-of-call-report", now=now, payload=body)
-            return False
+            queued = await outbox.enqueue(s, call, "end-of-call-report", now=now, payload=body)
+            return False, queued is not None
         call.analysis_status = "pending"
         s.add(
             AnalysisJob(call_id=call.id, org_id=call.org_id, status="pending", next_attempt_at=now)
         )
         hold = now + timedelta(seconds=self.settings.analysis_max_wait_seconds)
-        await outbox.enqueue(s, call, "end-of-call-report", now=now, hold_until=hold)
-        return True
+        queued = await outbox.enqueue(s, call, "end-of-call-report", now=now, hold_until=hold)
+        return True, queued is not None

@@ -8,8 +8,8 @@ websockets) hands the runner the call id and an
 1. loads the call, its agent and number, the webhook secret and the vendor keys
    (BYOK first, then the platform's), and builds the session's providers;
 2. registers the call on the bus so ``POST /calls/{id}/control`` reaches it;
-3. moves the record to ``in-progress`` (``status-update`` webhook), owned by
-   this node so a restart can clean up after it;
+3. moves the record to ``in-progress`` (``status-update`` webhook) and marks it
+   owned by this node, in one transaction, so a restart can clean up after it;
 4. runs the conversation and ends the record exactly once through
    :meth:`CallLifecycle.finish` (transcript, usage, end-of-call report), also
    when a vendor has no key, the config is broken, or the task is cancelled.
@@ -256,8 +256,8 @@ class CallRunner:
             registration = await self.svc.bus.register_call(
                 call_id, lambda cmd: self._control(session, cmd)
             )
-            await self._claim(call_id)
-            await self.lifecycle.transition(call_id, "in-progress")
+            # owned by this node (restart recovery ends only its own calls), now live
+            await self.lifecycle.transition(call_id, "in-progress", owner_node=self.node_id)
             outcome = await session.run()
         except BaseException as exc:
             # cancelled (shutdown) or a bug before/around the session: still end once
@@ -294,13 +294,6 @@ class CallRunner:
         return await self.lifecycle.finish(
             call_id, CallCompletion(status=status, ended_reason=ended_reason, error=error)
         )
-
-    async def _claim(self, call_id: str) -> None:
-        """Mark this node as the call's owner (restart recovery ends only its own calls)."""
-        async with self.svc.db.transaction() as s:
-            call = await s.get(Call, call_id, with_for_update=True)
-            if call is not None and call.owner_node != self.node_id:
-                call.owner_node = self.node_id
 
     async def _finish_shielded(self, call_id: str, completion: CallCompletion) -> None:
         task = asyncio.ensure_future(self.lifecycle.finish(call_id, completion))

@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
 from flireo.services.assistant_request import ask_assistant
 from flireo.services.call_lifecycle import CallCompletion, CallLifecycle
@@ -71,15 +71,9 @@ def number_candidates(dialed: str) -> list[str]:
     return list(dict.fromkeys([dialed, *found]))
 
 
-async def find_number(services: Services, dialed: str) -> PhoneNumber | None:
-    async with services.db.read() as s:
-        return (
-            await s.execute(
-                select(PhoneNumber)
-                .where(PhoneNumber.phone_number.in_(number_candidates(dialed)))
-                .limit(1)
-            )
-        ).scalar_one_or_none()
+def _number_query(dialed: str) -> Select[PhoneNumber]:
+    candidates = number_candidates(dialed)
+    return select(PhoneNumber).where(PhoneNumber.phone_number.in_(candidates)).limit(1)
 
 
 async def trunk_ips(services: Services) -> set[str]:
@@ -105,10 +99,10 @@ async def admit_inbound(
     caller: str | None,
     source_ip: str,
 ) -> Admission:
-    number = await find_number(services, dialed)
-    if number is None:
-        return Admission(404, "Not Found")
-    async with services.db.read() as s:
+    async with services.db.read() as s:  # one read: number, trunk, agent, organization
+        number = (await s.execute(_number_query(dialed))).scalar_one_or_none()
+        if number is None:
+            return Admission(404, "Not Found")
         trunk = (
             await s.get(SipTrunk, number.transfer_trunk_id) if number.transfer_trunk_id else None
         )
@@ -119,24 +113,21 @@ async def admit_inbound(
         return Admission(403, "Forbidden")
     if agent is None or not agent.is_active or org is None:
         return Admission(480, "Temporarily Unavailable")
-    call_id = inbound_call_id(caller)
-    async with services.db.transaction() as s:
-        s.add(
-            Call(
-                id=call_id,
-                org_id=number.org_id,
-                agent_id=agent.id,
-                number_id=number.id,
-                direction="inbound",
-                status="connecting",
-                caller_phone=caller,
-                assistant_phone=number.phone_number,
-                agent_name=agent.name,
-                business_name=agent.business_name,
-                owner_node=services.settings.node_id,
-            )
-        )
-    await lifecycle.transition(call_id, "ringing")
+    call = Call(
+        id=inbound_call_id(caller),
+        org_id=number.org_id,
+        agent_id=agent.id,
+        number_id=number.id,
+        direction="inbound",
+        status="connecting",
+        caller_phone=caller,
+        assistant_phone=number.phone_number,
+        agent_name=agent.name,
+        business_name=agent.business_name,
+        owner_node=services.settings.node_id,
+    )
+    await lifecycle.open(call, "ringing")
+    call_id = call.id
     trunk_id = trunk.id if trunk else None
     if org.minutes_balance <= 0:
         await lifecycle.finish(
@@ -148,15 +139,15 @@ async def admit_inbound(
             ),
         )
         return Admission(0, call_id=call_id, reject_message=NO_CREDIT_MESSAGE, trunk_id=trunk_id)
+    if not outbox.wants(agent, "assistant-request"):
+        return Admission(0, call_id=call_id, trunk_id=trunk_id)
     async with services.db.read() as s:
-        call = await s.get(Call, call_id)
-        assert call is not None
         secret = (
             await services.vault.reveal(s, call.org_id, agent.webhook_secret_id)
             if agent.webhook_secret_id
             else None
         )
-        number_name = await outbox.number_name(s, call)
+    number_name = number.name
     decision = await ask_assistant(
         services.http,
         call,

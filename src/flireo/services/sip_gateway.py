@@ -266,7 +266,7 @@ class SipGateway:
             await incoming.reject(503, "Service Unavailable")
             await self.runner.fail(call_id, exc.ended_reason, exc.error, answered=False)
             return
-        trunk = await self._trunk_for_call(call_id)
+        trunk = await self._trunk(admission.trunk_id)
         leg = await self._answer(incoming, call_id, negotiated, trunk=trunk)
         if leg is None:
             return
@@ -507,12 +507,6 @@ class SipGateway:
                 else None
             )
             return Trunk(row.host, row.port, row.transport, row.username, password)
-
-    async def _trunk_for_call(self, call_id: str) -> Trunk | None:
-        async with self.svc.db.read() as s:
-            call = await s.get(Call, call_id)
-            number = await s.get(PhoneNumber, call.number_id) if call and call.number_id else None
-        return await self._trunk(number.transfer_trunk_id if number else None)
 
     # --- transfer -------------------------------------------------------------------------
     async def _transfer(self, leg: Leg, destination: str) -> TransferResult:

@@ -82,6 +82,9 @@ async def enqueue(
 async def enqueue_status(
     session: AsyncSession, call: Call, status: str, *, now: datetime, error: str | None = None
 ) -> WebhookEvent | None:
+    agent = await session.get(Agent, call.agent_id) if call.agent_id else None
+    if not wants(agent, "status-update"):
+        return None  # no payload to render (and no number to look up) for nobody
     body = payloads.status_update(
         call, number_name=await number_name(session, call), now=now, status=status, error=error
     )

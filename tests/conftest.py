@@ -16,3 +16,11 @@ def skip_or_fail(reason: str) -> None:
     if require_services():
         pytest.fail(f"required service unavailable: {reason}")
     pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_phrase_cache() -> None:
+    """Each test starts with no fixed phrases synthesized (the cache is process-wide)."""
+    from flireo.engine.phrases import PHRASES
+
+    PHRASES.clear()

@@ -25,6 +25,7 @@ from flireo.engine.ended_reasons import stage
 from flireo.engine.events import CallerInterrupted
 from flireo.engine.interruption import interrupts_after, interrupts_now
 from flireo.engine.metrics import TurnTimer
+from flireo.engine.phrases import FIXED_PHRASE_SOURCES
 from flireo.engine.reply import Replier, Speaking
 from flireo.engine.sentences import split_sentences
 from flireo.engine.speech import Playout, Utterance
@@ -154,8 +155,9 @@ class CascadeConversation:
         async def body(speaking: Speaking) -> None:
             utterance = speaking.utterance = Utterance()
             try:
+                reuse = source in FIXED_PHRASE_SOURCES
                 for sentence in split_sentences(text):
-                    await self._playout.speak(sentence, utterance, timer)
+                    await self._playout.speak(sentence, utterance, timer, reuse=reuse)
                 await self._playout.drained()
             except asyncio.CancelledError:
                 heard = speaking.heard

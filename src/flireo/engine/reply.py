@@ -22,6 +22,7 @@ from flireo.engine.context import CallContext
 from flireo.engine.dtmf import VALID_DIGITS
 from flireo.engine.ended_reasons import stage
 from flireo.engine.metrics import TurnTimer
+from flireo.engine.phrases import FIXED_PHRASE_SOURCES
 from flireo.engine.sentences import SentenceSplitter, split_sentences
 from flireo.engine.speech import Playout, Utterance
 from flireo.engine.tool_webhook import ToolResult, error_result
@@ -222,8 +223,9 @@ class Replier:
         if speaking is not None:
             speaking.utterance = utterance
             speaking.recorded = False
+        reuse = source in FIXED_PHRASE_SOURCES
         for sentence in split_sentences(text):
-            await self._playout.speak(sentence, utterance)
+            await self._playout.speak(sentence, utterance, reuse=reuse)
         self._ctx.transcript.assistant(
             text,
             start=utterance.started_at,

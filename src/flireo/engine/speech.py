@@ -10,16 +10,17 @@ the share of words of the segment being played.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from flireo.clock import Clock
 from flireo.engine.ended_reasons import stage
 from flireo.engine.metrics import TurnTimer, Usage
+from flireo.engine.phrases import PHRASES, PhraseCache, phrase_key
 from flireo.engine.transport import AudioTransport
 from flireo.media.frames import BYTES_PER_SAMPLE, SAMPLE_RATE
 from flireo.media.resample import Resampler
-from flireo.providers.tts.base import TextToSpeech
+from flireo.providers.tts.base import AudioChunk, TextToSpeech
 
 
 @dataclass(slots=True)
@@ -27,6 +28,11 @@ class Segment:
     text: str
     start: int
     end: int
+
+
+async def _replay(chunks: tuple[AudioChunk, ...]) -> AsyncIterator[AudioChunk]:
+    for chunk in chunks:
+        yield chunk
 
 
 def heard_text(segments: list[Segment], played: int) -> str:
@@ -75,8 +81,10 @@ class Playout:
         usage: Usage,
         *,
         on_first_audio: Callable[[], None] | None = None,
+        phrases: PhraseCache | None = PHRASES,
     ) -> None:
         self._tts = tts
+        self._phrases = phrases
         self._transport = transport
         self._clock = clock
         self._usage = usage
@@ -98,22 +106,45 @@ class Playout:
         self._generation += 1
         self._transport.clear()
 
-    async def speak(self, text: str, utterance: Utterance, timer: TurnTimer | None = None) -> None:
-        """Synthesize ``text`` and queue its audio as one segment of ``utterance``."""
+    async def speak(
+        self,
+        text: str,
+        utterance: Utterance,
+        timer: TurnTimer | None = None,
+        *,
+        reuse: bool = False,
+    ) -> None:
+        """Synthesize ``text`` and queue its audio as one segment of ``utterance``.
+
+        ``reuse`` marks a fixed phrase (first message, filler, transfer line):
+        its audio comes from the phrase cache when this voice said it before,
+        and is kept there once fully synthesized.
+        """
         generation = self._generation
         segment: Segment | None = None
         if timer is not None:
             timer.tts_requested(self._clock.monotonic())
-        self._usage.tts_characters += len(text)
+        phrases = self._phrases if reuse else None
+        voice = phrase_key(self._tts) if phrases is not None else None
+        cached = phrases.get(voice, text) if phrases is not None and voice else None
+        kept: list[AudioChunk] | None = [] if voice and cached is None else None
+        if cached is None:
+            self._usage.tts_characters += len(text)  # a cached phrase costs the vendor nothing
         with stage("voice"):
-            async for chunk in self._tts.synthesize(text):
+            async for chunk in (
+                _replay(cached) if cached is not None else self._tts.synthesize(text)
+            ):
                 if generation != self._generation:
                     return
+                if kept is not None:
+                    kept.append(chunk)
                 if timer is not None:
                     timer.tts_byte(self._clock.monotonic())
                 resampler = self._resampler(chunk.sample_rate)
                 pcm = resampler.process(chunk.pcm)
                 segment = await self._send(pcm, text, segment, utterance, timer)
+        if kept and voice and phrases is not None:
+            phrases.put(voice, text, kept)  # only a complete rendition is kept
         if generation != self._generation:
             return
         for resampler in self._resamplers.values():

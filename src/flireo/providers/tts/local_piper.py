@@ -189,6 +189,15 @@ class PiperTTS:
     def sample_rate(self) -> int:
         return self._spec.sample_rate
 
+    @property
+    def phrase_key(self) -> str:
+        """This exact rendition (voice and every setting that changes the sound),
+        for :mod:`flireo.engine.phrases`."""
+        return (
+            f"{PIPER_PROVIDER}:{self.voice}:{self.length_scale}:{self.noise_scale}:"
+            f"{self.noise_w_scale}"
+        )
+
     async def synthesize(self, text: str) -> AsyncIterator[AudioChunk]:
         """One chunk per sentence of ``text``; nothing for blank text."""
         if not text.strip():

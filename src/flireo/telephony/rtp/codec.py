@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flireo.media.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
 
@@ -22,11 +22,11 @@ class G711:
     name: str
     encode: Callable[[bytes], bytes]  # s16le 8 kHz → payload
     decode: Callable[[bytes], bytes]  # payload → s16le 8 kHz
+    #: one 20 ms packet of digital silence (sent on every tick nothing plays)
+    silence: bytes = field(init=False)
 
-    @property
-    def silence(self) -> bytes:
-        """One 20 ms packet of digital silence."""
-        return self.encode(bytes(2 * SAMPLES_PER_PACKET))
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "silence", self.encode(bytes(2 * SAMPLES_PER_PACKET)))
 
 
 CODECS: dict[int, G711] = {

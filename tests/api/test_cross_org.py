@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 
 from flireo.services.container import Services
-from flireo.store.tables import Call
+from flireo.store.tables import Call, WebhookEvent
 from tests.api.conftest import MakeOrg, Org
 
 
@@ -36,8 +36,22 @@ async def _populate(api: httpx.AsyncClient, services: Services, org: Org) -> dic
     lead = (
         await api.post(f"/campaigns/{campaign}/leads", json={"phone_number": "+31612345678"})
     ).json()["lead"]["id"]
+    byok = await api.post("/byok", json={"provider": "openai", "api_key": "sk-a-0123456789abcdef"})
+    assert byok.status_code == 200, byok.text
     async with services.db.transaction() as s:
         s.add(Call(id="call-a", org_id=org.id, direction="inbound", status="in-progress"))
+        s.add(
+            WebhookEvent(
+                id="event-a",
+                org_id=org.id,
+                call_id="call-a",
+                event_type="status-update",
+                seq=1,
+                url="https://hooks.example.com/a",
+                payload={"message": {"type": "status-update"}},
+                status="failed",
+            )
+        )
     return {
         "agent": agent,
         "tool": tool,
@@ -72,6 +86,8 @@ async def test_foreign_ids_are_not_found_and_untouched(
         ("DELETE", f"/numbers/{ids['number']}", None),
         ("GET", f"/calls/{ids['call']}", None),
         ("POST", f"/calls/{ids['call']}/control", {"type": "end-call"}),
+        ("GET", f"/calls/{ids['call']}/webhooks", None),
+        ("POST", f"/calls/{ids['call']}/webhooks/event-a/redeliver", None),
         ("GET", f"/campaigns/{ids['campaign']}", None),
         ("PATCH", f"/campaigns/{ids['campaign']}", {"status": "scheduled"}),
         ("DELETE", f"/campaigns/{ids['campaign']}", None),
@@ -103,6 +119,13 @@ async def test_foreign_ids_are_not_found_and_untouched(
     ]:
         assert (await api.get(path, headers=intruder.headers)).json()[key] == [], path
 
+    # B's own BYOK state knows nothing of A's key, and B removing "its" key leaves A's
+    assert (await api.get("/byok", headers=intruder.headers)).json()["byok_keys"][
+        "openai_secret_id"
+    ] is None
+    await api.request("DELETE", "/byok", json={"provider": "openai"}, headers=intruder.headers)
+    assert (await api.get("/byok")).json()["byok_keys"]["openai_secret_id"] is not None
+
     # A's data is exactly as it was
     assert (await api.get(f"/agents/{ids['agent']}")).json()["agent"]["name"] == "A's agent"
     assert (await api.get(f"/numbers/{ids['number']}")).json()["number"]["agent_id"] == ids["agent"]
@@ -111,3 +134,5 @@ async def test_foreign_ids_are_not_found_and_untouched(
     for path in (f"/tool-templates/{ids['tool']}", f"/analysis-templates/{ids['analysis']}"):
         assert (await api.get(path)).status_code == 200
     assert (await api.get(f"/sip-trunks/{ids['trunk']}")).status_code == 200
+    log = (await api.get(f"/calls/{ids['call']}/webhooks")).json()
+    assert [(e["id"], e["status"]) for e in log["webhooks"]] == [("event-a", "failed")]

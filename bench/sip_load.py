@@ -1038,7 +1038,7 @@ def concurrency_test(
     silence = silence_ulaw(workdir / "silence.ulaw")
     others_before = wait_for_quiet(server.pid, quiet_wait_s) if quiet_wait_s else None
     batches = [b - a for a, b in zip([0, *levels], levels, strict=False)]
-    planned = sum(1.5 * n / ramp_cps + 3 + settle_s + window_s for n in batches) + 3
+    planned = sum(2 * n / ramp_cps + 5 + settle_s + window_s for n in batches) + 3
     t0 = time.monotonic()
     clients: list[SippClient] = []
     steps: list[dict[str, Any]] = []
@@ -1058,7 +1058,7 @@ def concurrency_test(
         clients.append(client)
         ramp_t0 = time.monotonic()
         live = 0
-        while time.monotonic() - ramp_t0 < 1.5 * batch / ramp_cps + 3:
+        while time.monotonic() - ramp_t0 < 2 * batch / ramp_cps + 5:
             live = server.probe("stats")["live"]
             if live >= level:
                 break
@@ -1213,12 +1213,12 @@ def main() -> None:
     parser.add_argument("--step-seconds", type=float, default=8.0, help="calls = rate x this")
     parser.add_argument("--hold-ms", type=int, default=2000, help="answer → BYE, silent")
     parser.add_argument("--greeting-hold-ms", type=int, default=4000, help="answer → BYE")
-    parser.add_argument("--retries", type=int, default=2, help="for steps disturbed by others")
+    parser.add_argument("--retries", type=int, default=1, help="for steps disturbed by others")
     parser.add_argument("--concurrency", default="50,100,200,300,400")
     parser.add_argument("--ramp-cps", type=float, default=25.0, help="rate new calls come in")
     parser.add_argument("--window-seconds", type=float, default=8.0)
     parser.add_argument("--keep-going", action="store_true", help="every concurrency level")
-    parser.add_argument("--quiet-wait", type=float, default=15.0, help="max s per step")
+    parser.add_argument("--quiet-wait", type=float, default=5.0, help="max s per step")
     parser.add_argument("--profile", action="store_true", help="cProfile the server's loop")
     parser.add_argument("--log-level", default="info", help="the server's FLIREO_LOG_LEVEL")
     parser.add_argument("--workdir", help="keep sipp and server files here")

@@ -31,6 +31,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from flireo.store import sqlite_driver
+
 _write_txn: ContextVar[bool] = ContextVar("flireo_sqlite_write_txn", default=False)
 
 #: how long a writer waits for SQLite's write lock (in-process queue, then busy timeout)
@@ -59,7 +61,9 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         kwargs.setdefault("pool_size", 5)
         kwargs.setdefault("max_overflow", 15)
-        engine = create_async_engine(url, **kwargs)
+        if parsed.get_driver_name() == "aiosqlite":  # one driver-thread trip per statement
+            parsed = parsed.set(drivername=f"sqlite+{sqlite_driver.DRIVER}")
+        engine = create_async_engine(parsed, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_connect)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine

@@ -30,15 +30,16 @@ async def record_usage(
     session: AsyncSession, call: Call, usage: VendorUsage, price_per_minute: Decimal
 ) -> UsageLog:
     """The call's usage log (created once; later calls return the existing one)."""
-    existing = (
-        await session.execute(select(UsageLog).where(UsageLog.call_id == call.id))
-    ).scalar_one_or_none()
-    if existing is not None:
-        return existing
+    with session.no_autoflush:  # the call's pending changes go out with the log, at once
+        existing = (
+            await session.execute(select(UsageLog).where(UsageLog.call_id == call.id))
+        ).scalar_one_or_none()
+        if existing is not None:
+            return existing
+        number = await session.get(PhoneNumber, call.number_id) if call.number_id else None
     seconds = call.duration_seconds or 0
     minutes = billable_minutes(seconds)
     cost = cost_of(minutes, price_per_minute)
-    number = await session.get(PhoneNumber, call.number_id) if call.number_id else None
     log = UsageLog(
         org_id=call.org_id,
         call_id=call.id,
@@ -55,6 +56,7 @@ async def record_usage(
         tts_characters=usage.tts_characters,
         vendor_usage=usage.model_dump(),
     )
+    call.cost = cost  # before the flush: one UPDATE of the call, not two
     session.add(log)
     await session.flush()
     if minutes:
@@ -63,7 +65,6 @@ async def record_usage(
             .where(Organization.id == call.org_id)
             .values(minutes_balance=Organization.minutes_balance - minutes)
         )
-    call.cost = cost
     return log
 
 

@@ -70,9 +70,9 @@ class CallLifecycle:
         now = self.clock.now()
         queued = None
         async with self.db.transaction() as s:
+            moved = set_status(call, status, now=now)  # inserted at ``status``: one statement
             s.add(call)
-            await s.flush()
-            if set_status(call, status, now=now):
+            if moved:
                 queued = await outbox.enqueue_status(s, call, status, now=now)
         if queued is not None:
             self._on_webhook()
@@ -108,6 +108,9 @@ class CallLifecycle:
         now = self.clock.now()
         async with self.db.transaction() as s:
             call = await s.get(Call, call_id, with_for_update=True)
+            # held for the whole transaction: the session's identity map keeps rows only
+            # while someone refers to them, and the outbox and the report both need it
+            agent = await s.get(Agent, call.agent_id) if call and call.agent_id else None
             if call is None or not set_status(
                 call,
                 completion.status,
@@ -125,7 +128,7 @@ class CallLifecycle:
             status_event = await outbox.enqueue_status(
                 s, call, completion.status, now=now, error=completion.error
             )
-            wants_analysis, report = await self._queue_report(s, call, completion)
+            wants_analysis, report = await self._queue_report(s, call, agent, completion)
         if status_event is not None or report:
             self._on_webhook()
         if wants_analysis:
@@ -133,13 +136,12 @@ class CallLifecycle:
         return True
 
     async def _queue_report(
-        self, s: AsyncSession, call: Call, completion: CallCompletion
+        self, s: AsyncSession, call: Call, agent: Agent | None, completion: CallCompletion
     ) -> tuple[bool, bool]:
         """The end-of-call report: now, or held until the analysis is done (at most
         ``analysis_max_wait_seconds``). Returns whether analysis was queued and
         whether the report went into the outbox (the agent takes it)."""
         now = self.clock.now()
-        agent = await s.get(Agent, call.agent_id) if call.agent_id else None
         plan = analysis_plan(call, agent)
         answered = call.started_at is not None and bool(completion.messages)
         if plan is None or not answered or completion.summary is not None:

@@ -111,6 +111,8 @@ class Leg:
     rtp: RtpSession
     trunk: Trunk | None
     transport: SipMediaTransport | None = None
+    #: the trunk to load when a transfer needs it (inbound calls: not read at set-up)
+    trunk_id: str | None = None
     #: set when a trunk transfer bridged this leg to another call
     bridged: bool = False
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -266,10 +268,10 @@ class SipGateway:
             await incoming.reject(503, "Service Unavailable")
             await self.runner.fail(call_id, exc.ended_reason, exc.error, answered=False)
             return
-        trunk = await self._trunk(admission.trunk_id)
-        leg = await self._answer(incoming, call_id, negotiated, trunk=trunk)
+        leg = await self._answer(incoming, call_id, negotiated, trunk=None)
         if leg is None:
             return
+        leg.trunk_id = admission.trunk_id
         await self._converse(leg, prepared=prepared)
 
     async def _answer(
@@ -512,6 +514,8 @@ class SipGateway:
     async def _transfer(self, leg: Leg, destination: str) -> TransferResult:
         """Cold transfer: REFER first; if the peer refuses it, bridge through the trunk."""
         target = destination
+        if leg.trunk is None and leg.trunk_id is not None:
+            leg.trunk = await self._trunk(leg.trunk_id)
         if not destination.startswith(("sip:", "sips:")):
             if leg.trunk is None:
                 return TransferResult(ok=False, detail="no SIP trunk to reach a phone number")

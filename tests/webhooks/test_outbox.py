@@ -20,6 +20,7 @@ from flireo.clock import ManualClock
 from flireo.domain.usage import VendorUsage
 from flireo.services.call_lifecycle import CallCompletion, CallLifecycle
 from flireo.services.container import Services
+from flireo.services.usage import account
 from flireo.store.tables import Agent, Call, Organization, UsageLog, WebhookEvent
 from flireo.webhooks.delivery import WebhookDeliverer, next_delay
 from flireo.webhooks.signing import verify_flireo_signature
@@ -355,6 +356,11 @@ async def test_concurrent_call_endings_bill_exactly(
     assert org_row is not None
     assert org_row.minutes_balance == 10_000 - sum(log.minutes_used for log in logs)
     assert sum(log.minutes_used for log in logs) == sum(-(-(1 + i * 7) // 60) for i in range(100))
+    # and /account tells the same story
+    async with services.db.read() as s:
+        shown = await account(s, org.id, services.settings, datetime.now(UTC))
+    assert shown.minutes_balance == org_row.minutes_balance
+    assert shown.monthly_usage_minutes == sum(log.minutes_used for log in logs)
 
 
 def test_retry_schedule_has_jitter_and_ends() -> None:

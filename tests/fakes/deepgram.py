@@ -15,6 +15,7 @@ Usage (import the fixture into your package's ``conftest.py`` with
         fake_deepgram.drop()                       # server drops the socket now
         fake_deepgram.drop_after_audio(1.0)        # ... or after 1 s of audio
         fake_deepgram.reject_next(401)             # refuse the next handshake
+        fake_deepgram.stall_next_handshake(5.0)    # leave the next upgrade unanswered
 
 ``.url`` is the websocket URL of ``/v1/listen``; ``.api_key`` is checked against
 ``Authorization: Token <key>`` (a wrong key gets an HTTP 401 handshake answer,
@@ -218,6 +219,7 @@ class FakeDeepgram:
         self._utterances: list[str] = []
         self._sessions: list[ListenSession] = []
         self._rejections: list[tuple[int, dict[str, Any]]] = []
+        self._handshake_stalls: list[float] = []
         self._conn: _Conn | None = None
         self._drop_after_ms: int | None = None
         self._drop_reason: tuple[int, str] = (1011, "internal server error")
@@ -264,6 +266,12 @@ class FakeDeepgram:
         with self._lock:
             self._rejections.append((status, body))
 
+    def stall_next_handshake(self, seconds: float) -> None:
+        """Leave the next websocket upgrade unanswered for ``seconds`` (ended early
+        when the client hangs up), then go on as usual."""
+        with self._lock:
+            self._handshake_stalls.append(seconds)
+
     def drop(self, code: int = 1011, reason: str = "internal server error") -> None:
         """Close the current connection from the server side, now."""
 
@@ -306,6 +314,9 @@ class FakeDeepgram:
         with self._lock:
             self._sessions.append(session)
             rejection = self._rejections.pop(0) if self._rejections else None
+            stall = self._handshake_stalls.pop(0) if self._handshake_stalls else None
+        if stall is not None and await _client_gave_up(ws, stall):
+            return
         if rejection is None:
             rejection = self._handshake_problem(ws, session)
         if rejection is not None:
@@ -533,6 +544,17 @@ class FakeDeepgram:
         }
         await self._emit(conn, metadata)
         await self._close(conn, 1000, "", "close_stream")
+
+
+async def _client_gave_up(ws: WebSocket, seconds: float) -> bool:
+    """Leave the upgrade unanswered for ``seconds``; True when the client hung up."""
+    await ws.receive()  # websocket.connect: the upgrade request itself
+    try:
+        async with asyncio.timeout(seconds):
+            message = await ws.receive()
+    except TimeoutError:
+        return False
+    return bool(message["type"] == "websocket.disconnect")
 
 
 @pytest.fixture

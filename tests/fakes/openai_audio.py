@@ -10,6 +10,7 @@ Usage (import the fixture into your package's ``conftest.py`` with
         fake_openai_audio.faults.fail_next(429)        # next request gets a 429
         fake_openai_audio.faults.stall_next(2.0)       # then one that stalls 2 s
         fake_openai_audio.faults.drop_next(after_bytes=4800)  # abort mid-body
+        fake_openai_audio.faults.fail_next(429, headers={"Retry-After": "20"})
         ...
         stt = OpenAITranscriptionSTT(api_key=..., base_url=fake_openai_audio.url)
         fake_openai_audio.enqueue_transcripts("I'd like to book a table.")
@@ -18,6 +19,10 @@ Usage (import the fixture into your package's ``conftest.py`` with
         req = fake_openai_audio.requests_to("/audio/speech")[-1]
         assert req.json["voice"] == "alloy"
         assert fake_openai_audio.streams.disconnected == 1   # the client hung up
+
+Transcriptions take the same faults: a status (with ``headers``), a stall of
+the JSON answer (before it, or after ``after_bytes`` of it; ended early when
+the client hangs up) or a drop after ``after_bytes`` of it.
 
 ``.url`` is the base URL (``http://127.0.0.1:<port>/v1``). Speech is a
 speech-like 24 kHz s16le signal whose length is proportional to the input
@@ -34,6 +39,7 @@ Formats other than ``pcm``/``wav`` get a 400 from this fake (it makes no mp3).
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import threading
@@ -46,11 +52,14 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from tests.fakes.openai_chat import error_body
 from tests.fakes.server import serve
 from tests.fakes.speech_audio import (
     AudioStreamResponse,
+    DroppedByFake,
+    Fault,
     Faults,
     RecordedRequest,
     StreamLog,
@@ -230,10 +239,7 @@ class FakeOpenAIAudio:
             return problem
         fault = self.faults.take()
         if fault is not None and fault.status is not None:
-            return JSONResponse(
-                fault.body or error_body(fault.status, f"scripted {fault.status}"),
-                status_code=fault.status,
-            )
+            return _fault_response(fault)
         if not isinstance(body, dict):
             return _invalid("We could not parse the JSON body of your request.")
         if (problem := _speech_problem(body)) is not None:
@@ -246,7 +252,7 @@ class FakeOpenAIAudio:
         media = "audio/wav" if fmt == "wav" else "audio/pcm"
         return AudioStreamResponse(stream_audio(audio, self.plan, self.streams, fault), media)
 
-    async def _transcriptions(self, request: Request) -> Response:
+    async def _transcriptions(self, request: Request) -> Response | FaultyAnswer:
         raw = await request.body()
         content_type = request.headers.get("content-type", "")
         try:
@@ -258,10 +264,7 @@ class FakeOpenAIAudio:
             return problem
         fault = self.faults.take()
         if fault is not None and fault.status is not None:
-            return JSONResponse(
-                fault.body or error_body(fault.status, f"scripted {fault.status}"),
-                status_code=fault.status,
-            )
+            return _fault_response(fault)
         if not content_type.startswith("multipart/form-data"):
             return _invalid("Expected a multipart/form-data body.")
         if form.get("model") not in STT_MODELS:
@@ -277,6 +280,8 @@ class FakeOpenAIAudio:
         text = self._next_transcript(recorded)
         if form.get("response_format") == "text":
             return PlainTextResponse(text)
+        if fault is not None:
+            return FaultyAnswer(json.dumps({"text": text}).encode(), fault)
         return JSONResponse({"text": text})
 
     def _next_transcript(self, recorded: RecordedRequest) -> str:
@@ -288,6 +293,69 @@ class FakeOpenAIAudio:
             if answer is not None:
                 return answer
         return self.default_transcript
+
+
+def _fault_response(fault: Fault) -> Response:
+    assert fault.status is not None
+    return JSONResponse(
+        fault.body or error_body(fault.status, f"scripted {fault.status}"),
+        status_code=fault.status,
+        headers=fault.headers,
+    )
+
+
+class FaultyAnswer:
+    """A JSON answer with a scripted stall or drop (raw ASGI, so the fault can
+    fall anywhere in it).
+
+    A stall holds back the answer for ``stall_seconds`` after ``after_bytes``
+    of its body (0: before the status line); the hold ends early when the
+    client hangs up, so a client that timed out does not keep the server
+    busy. A drop sends ``drop_after_bytes`` of a body announced complete with
+    its ``Content-Length``, then aborts the connection.
+    """
+
+    def __init__(self, body: bytes, fault: Fault) -> None:
+        self.body = body
+        self.fault = fault
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        fault = self.fault
+        dropping = fault.drop_after_bytes is not None
+        split = min(
+            fault.drop_after_bytes if fault.drop_after_bytes is not None else fault.after_bytes,
+            len(self.body),
+        )
+        stall_first = bool(fault.stall_seconds) and not dropping and split == 0
+        if stall_first and await _held_back(receive, fault.stall_seconds):
+            return
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(self.body)).encode()),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        if split:
+            await send({"type": "http.response.body", "body": self.body[:split], "more_body": True})
+        if dropping:
+            raise DroppedByFake("scripted drop")
+        if fault.stall_seconds and split and await _held_back(receive, fault.stall_seconds):
+            return
+        await send({"type": "http.response.body", "body": self.body[split:], "more_body": False})
+
+
+async def _held_back(receive: Receive, seconds: float) -> bool:
+    """Wait ``seconds``; True when the client hung up first."""
+
+    async def hang_up() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    try:
+        async with asyncio.timeout(seconds):
+            await hang_up()
+    except TimeoutError:
+        return False
+    return True
 
 
 def _speech_problem(body: dict[str, Any]) -> Response | None:

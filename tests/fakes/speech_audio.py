@@ -30,6 +30,7 @@ from starlette.types import Receive, Scope, Send
 
 __all__ = [
     "AudioStreamResponse",
+    "DroppedByFake",
     "Fault",
     "Faults",
     "RecordedRequest",
@@ -83,6 +84,8 @@ class Fault:
     #: abort the connection after this many bytes of audio
     drop_after_bytes: int | None = None
     after_bytes: int = 0
+    #: extra headers of a ``status`` answer (e.g. ``Retry-After``)
+    headers: dict[str, str] | None = None
 
 
 class Faults:
@@ -92,17 +95,23 @@ class Faults:
         self._lock = threading.Lock()
         self._queue: list[Fault] = []
 
-    def fail_next(self, status: int, body: Any = None, times: int = 1) -> None:
+    def fail_next(
+        self,
+        status: int,
+        body: Any = None,
+        times: int = 1,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         with self._lock:
-            self._queue.extend([Fault(status=status, body=body)] * times)
+            self._queue.extend([Fault(status=status, body=body, headers=headers)] * times)
 
-    def stall_next(self, seconds: float, after_bytes: int = 0) -> None:
+    def stall_next(self, seconds: float, after_bytes: int = 0, times: int = 1) -> None:
         with self._lock:
-            self._queue.append(Fault(stall_seconds=seconds, after_bytes=after_bytes))
+            self._queue.extend([Fault(stall_seconds=seconds, after_bytes=after_bytes)] * times)
 
-    def drop_next(self, after_bytes: int) -> None:
+    def drop_next(self, after_bytes: int, times: int = 1) -> None:
         with self._lock:
-            self._queue.append(Fault(drop_after_bytes=after_bytes))
+            self._queue.extend([Fault(drop_after_bytes=after_bytes)] * times)
 
     def take(self) -> Fault | None:
         with self._lock:

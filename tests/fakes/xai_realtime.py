@@ -14,6 +14,9 @@ Usage in a test (import the fixture into your package's ``conftest.py`` with
         fake_xai_realtime.function_call("get_time", {"tz": "UTC"}, call_id="call_1")
         fake_xai_realtime.error("something odd")        # a non-fatal error event
         fake_xai_realtime.drop()                        # close the socket (code 1011)
+        fake_xai_realtime.reject_next(429, headers={"Retry-After": "5"})  # refuse a handshake
+        fake_xai_realtime.stall_next_handshake(5.0)     # leave an upgrade unanswered
+        fake_xai_realtime.answer_session_update = False  # never send session.updated
 
         await session.send_audio(pcm16_16k)
         await fake_xai_realtime.wait_for("input_audio_buffer.append")
@@ -27,7 +30,9 @@ or a short default sentence when ``auto_respond`` is on. ``response.cancel``
 stops the reply being played (``response.done`` with status ``cancelled``), or
 answers ``response_cancel_not_active`` when nothing plays, as xAI does. The
 ``Authorization: Bearer`` key is checked when ``api_key`` is set (the
-handshake is refused otherwise); ``session.update`` with an unknown voice or
+handshake is refused with HTTP 403 otherwise); :meth:`FakeXaiRealtime.reject_next`
+refuses the next handshake with any status and an xAI-style JSON body
+(``{"code", "error"}``); ``session.update`` with an unknown voice or
 audio format gets an ``error`` event. Every client event is kept in
 ``received``; scripting methods are thread-safe (the server runs in its own
 thread).
@@ -48,6 +53,7 @@ from typing import Any
 import numpy as np
 import pytest
 from starlette.applications import Starlette
+from starlette.responses import JSONResponse
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -81,6 +87,25 @@ class SpokenReply:
     usage: tuple[int, int] = (20, 10)
 
 
+_STATUS_CODES = {
+    400: "Client specified an invalid argument",
+    401: "Unauthenticated",
+    403: "Permission denied",
+    429: "Too many requests",
+}
+
+
+async def _client_gave_up(ws: WebSocket, seconds: float) -> bool:
+    """Leave the upgrade unanswered for ``seconds``; True when the client hung up."""
+    await ws.receive()  # websocket.connect: the upgrade request itself
+    try:
+        async with asyncio.timeout(seconds):
+            message = await ws.receive()
+    except TimeoutError:
+        return False
+    return bool(message["type"] == "websocket.disconnect")
+
+
 def _eid() -> str:
     return f"event_{uuid.uuid4().hex[:16]}"
 
@@ -110,6 +135,10 @@ class FakeXaiRealtime:
         self._models: list[str | None] = []
         self._headers: list[dict[str, str]] = []
         self._conn: _Connection | None = None
+        self._rejections: list[tuple[int, dict[str, Any], dict[str, str]]] = []
+        self._handshake_stalls: list[float] = []
+        #: False: ``session.update`` is recorded but never answered
+        self.answer_session_update = True
 
     # --- observations ------------------------------------------------------------
     @property
@@ -142,6 +171,12 @@ class FakeXaiRealtime:
         with self._lock:
             return list(self._headers)
 
+    @property
+    def connected(self) -> bool:
+        """A client is connected right now (past the handshake)."""
+        with self._lock:
+            return self._conn is not None and not self._conn.closed
+
     async def wait_for(self, kind: str, count: int = 1, within: float = 5.0) -> dict[str, Any]:
         """Wait (in the test's loop) until ``count`` client events of ``kind`` arrived."""
         deadline = time.monotonic() + within
@@ -155,6 +190,23 @@ class FakeXaiRealtime:
     def enqueue_response(self, *replies: SpokenReply | str) -> None:
         with self._lock:
             self._replies.extend(SpokenReply(r) if isinstance(r, str) else r for r in replies)
+
+    def reject_next(
+        self, status: int, message: str | None = None, headers: dict[str, str] | None = None
+    ) -> None:
+        """Refuse the next handshake with an HTTP ``status`` and a JSON error body."""
+        body = {
+            "code": _STATUS_CODES.get(status, "Internal error"),
+            "error": message or f"scripted {status}",
+        }
+        with self._lock:
+            self._rejections.append((status, body, dict(headers or {})))
+
+    def stall_next_handshake(self, seconds: float) -> None:
+        """Hold the next websocket upgrade unanswered for ``seconds`` (or until the
+        client gives up), then accept it."""
+        with self._lock:
+            self._handshake_stalls.append(seconds)
 
     def send(self, event: dict[str, Any]) -> None:
         """Send any raw server event."""
@@ -219,6 +271,14 @@ class FakeXaiRealtime:
         with self._lock:
             self._headers.append(dict(ws.headers))
             self._models.append(ws.query_params.get("model"))
+            rejection = self._rejections.pop(0) if self._rejections else None
+            stall = self._handshake_stalls.pop(0) if self._handshake_stalls else None
+        if rejection is not None:
+            status, body, headers = rejection
+            await ws.send_denial_response(JSONResponse(body, status_code=status, headers=headers))
+            return
+        if stall is not None and await _client_gave_up(ws, stall):
+            return
         if self.api_key is not None and ws.headers.get("authorization") != f"Bearer {self.api_key}":
             await ws.close(code=1008)  # before accept: the handshake gets HTTP 403
             return
@@ -289,6 +349,8 @@ class FakeXaiRealtime:
                 await self._emit(conn, {"type": "error", "error": error})
 
     async def _session_update(self, conn: _Connection, update: dict[str, Any]) -> None:
+        if not self.answer_session_update:
+            return
         voice = update.get("voice")
         formats = [
             ((update.get("audio") or {}).get(side) or {}).get("format") or {}

@@ -59,7 +59,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from tests.fakes.server import serve
+from tests.fakes.server import serve, upgrade_left_unanswered
 
 __all__ = ["FakeDeepgram", "ListenSession", "fake_deepgram", "results_message"]
 
@@ -315,7 +315,7 @@ class FakeDeepgram:
             self._sessions.append(session)
             rejection = self._rejections.pop(0) if self._rejections else None
             stall = self._handshake_stalls.pop(0) if self._handshake_stalls else None
-        if stall is not None and await _client_gave_up(ws, stall):
+        if stall is not None and await upgrade_left_unanswered(ws, stall):
             return
         if rejection is None:
             rejection = self._handshake_problem(ws, session)
@@ -544,17 +544,6 @@ class FakeDeepgram:
         }
         await self._emit(conn, metadata)
         await self._close(conn, 1000, "", "close_stream")
-
-
-async def _client_gave_up(ws: WebSocket, seconds: float) -> bool:
-    """Leave the upgrade unanswered for ``seconds``; True when the client hung up."""
-    await ws.receive()  # websocket.connect: the upgrade request itself
-    try:
-        async with asyncio.timeout(seconds):
-            message = await ws.receive()
-    except TimeoutError:
-        return False
-    return bool(message["type"] == "websocket.disconnect")
 
 
 @pytest.fixture

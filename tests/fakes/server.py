@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import uvicorn
+from starlette.websockets import WebSocket
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -78,3 +79,15 @@ def serve(app: Any, host: str = "127.0.0.1", port: int | None = None) -> Iterato
         yield srv
     finally:
         srv.stop()
+
+
+async def upgrade_left_unanswered(ws: WebSocket, seconds: float) -> bool:
+    """A websocket fake's stalled handshake: leave the upgrade unanswered for
+    ``seconds``; True when the client hung up meanwhile."""
+    await ws.receive()  # websocket.connect: the upgrade request itself
+    try:
+        async with asyncio.timeout(seconds):
+            message = await ws.receive()
+    except TimeoutError:
+        return False
+    return bool(message["type"] == "websocket.disconnect")

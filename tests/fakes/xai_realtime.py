@@ -57,7 +57,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from tests.fakes.server import serve
+from tests.fakes.server import serve, upgrade_left_unanswered
 
 __all__ = ["FakeXaiRealtime", "SpokenReply", "fake_xai_realtime", "tone"]
 
@@ -93,17 +93,6 @@ _STATUS_CODES = {
     403: "Permission denied",
     429: "Too many requests",
 }
-
-
-async def _client_gave_up(ws: WebSocket, seconds: float) -> bool:
-    """Leave the upgrade unanswered for ``seconds``; True when the client hung up."""
-    await ws.receive()  # websocket.connect: the upgrade request itself
-    try:
-        async with asyncio.timeout(seconds):
-            message = await ws.receive()
-    except TimeoutError:
-        return False
-    return bool(message["type"] == "websocket.disconnect")
 
 
 def _eid() -> str:
@@ -277,7 +266,7 @@ class FakeXaiRealtime:
             status, body, headers = rejection
             await ws.send_denial_response(JSONResponse(body, status_code=status, headers=headers))
             return
-        if stall is not None and await _client_gave_up(ws, stall):
+        if stall is not None and await upgrade_left_unanswered(ws, stall):
             return
         if self.api_key is not None and ws.headers.get("authorization") != f"Bearer {self.api_key}":
             await ws.close(code=1008)  # before accept: the handshake gets HTTP 403

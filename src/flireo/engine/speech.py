@@ -81,7 +81,7 @@ class Playout:
         usage: Usage,
         *,
         on_first_audio: Callable[[], None] | None = None,
-        phrases: PhraseCache | None = PHRASES,
+        phrases: PhraseCache = PHRASES,
     ) -> None:
         self._tts = tts
         self._phrases = phrases
@@ -124,9 +124,8 @@ class Playout:
         segment: Segment | None = None
         if timer is not None:
             timer.tts_requested(self._clock.monotonic())
-        phrases = self._phrases if reuse else None
-        voice = phrase_key(self._tts) if phrases is not None else None
-        cached = phrases.get(voice, text) if phrases is not None and voice else None
+        voice = phrase_key(self._tts) if reuse else None
+        cached = self._phrases.get(voice, text) if voice else None
         kept: list[AudioChunk] | None = [] if voice and cached is None else None
         if cached is None:
             self._usage.tts_characters += len(text)  # a cached phrase costs the vendor nothing
@@ -143,8 +142,8 @@ class Playout:
                 resampler = self._resampler(chunk.sample_rate)
                 pcm = resampler.process(chunk.pcm)
                 segment = await self._send(pcm, text, segment, utterance, timer)
-        if kept and voice and phrases is not None:
-            phrases.put(voice, text, kept)  # only a complete rendition is kept
+        if kept and voice:
+            self._phrases.put(voice, text, kept)  # only a complete rendition is kept
         if generation != self._generation:
             return
         for resampler in self._resamplers.values():

@@ -94,7 +94,7 @@ class CallLifecycle:
             call = await s.get(Call, call_id, with_for_update=True)
             if call is None:
                 return False
-            if owner_node is not None and call.owner_node != owner_node:
+            if owner_node is not None:
                 call.owner_node = owner_node
             if not set_status(call, status, now=now):
                 return False
@@ -146,12 +146,13 @@ class CallLifecycle:
         answered = call.started_at is not None and bool(completion.messages)
         if plan is None or not answered or completion.summary is not None:
             call.analysis_status = "skipped" if plan is not None else None
-            if not outbox.wants(agent, "end-of-call-report"):
-                return False, False
-            body = payloads.end_of_call_report(
-                call, number_name=await outbox.number_name(s, call), now=now
+            queued = await outbox.enqueue(
+                s,
+                call,
+                "end-of-call-report",
+                now=now,
+                render=lambda name: payloads.end_of_call_report(call, number_name=name, now=now),
             )
-            queued = await outbox.enqueue(s, call, "end-of-call-report", now=now, payload=body)
             return False, queued is not None
         call.analysis_status = "pending"
         s.add(

@@ -147,12 +147,11 @@ async def admit_inbound(
             if agent.webhook_secret_id
             else None
         )
-    number_name = number.name
     decision = await ask_assistant(
         services.http,
         call,
         agent,
-        number_name=number_name,
+        number_name=number.name,
         secret=secret,
         now=services.clock.now(),
         allow_private=services.settings.allow_private_webhooks,

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
@@ -130,16 +130,8 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """One write transaction: committed on success, rolled back on error."""
-        if self._writers is None:
-            async with self._transaction() as session:
-                yield session
-            return
-        async with self._writers.hold(), self._transaction() as session:
-            yield session
-
-    @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[AsyncSession]:
-        async with self.sessions() as session, session.begin():
+        queue = self._writers.hold() if self._writers is not None else nullcontext()
+        async with queue, self.sessions() as session, session.begin():
             token = _write_txn.set(True)
             try:
                 await session.connection()  # BEGIN (IMMEDIATE on SQLite) happens here

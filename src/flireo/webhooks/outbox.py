@@ -7,6 +7,7 @@ committed. ``seq`` orders the events of one call.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -48,18 +49,21 @@ async def enqueue(
     event_type: str,
     *,
     now: datetime,
-    payload: dict[str, Any] | None = None,
+    render: Callable[[str | None], dict[str, Any]] | None = None,
     hold_until: datetime | None = None,
 ) -> WebhookEvent | None:
     """Add an event for ``call``'s agent; None when the agent does not take it.
 
-    A ``hold_until`` event waits (status ``held``) until that time or until
-    :func:`release` is called; its payload is rendered when it is released.
+    ``render`` makes the payload from the number's name, only for an agent that
+    takes the event. A ``hold_until`` event waits (status ``held``) until that
+    time or until :func:`release` is called; without ``render`` its payload is
+    rendered when it is released.
     """
     agent = await session.get(Agent, call.agent_id) if call.agent_id else None
     if agent is None or not wants(agent, event_type):
         return None
     assert agent.webhook_url is not None
+    payload = render(await number_name(session, call)) if render is not None else None
     event = WebhookEvent(
         org_id=call.org_id,
         call_id=call.id,
@@ -82,13 +86,10 @@ async def enqueue(
 async def enqueue_status(
     session: AsyncSession, call: Call, status: str, *, now: datetime, error: str | None = None
 ) -> WebhookEvent | None:
-    agent = await session.get(Agent, call.agent_id) if call.agent_id else None
-    if not wants(agent, "status-update"):
-        return None  # no payload to render (and no number to look up) for nobody
-    body = payloads.status_update(
-        call, number_name=await number_name(session, call), now=now, status=status, error=error
-    )
-    return await enqueue(session, call, "status-update", now=now, payload=body)
+    def render(name: str | None) -> dict[str, Any]:
+        return payloads.status_update(call, number_name=name, now=now, status=status, error=error)
+
+    return await enqueue(session, call, "status-update", now=now, render=render)
 
 
 async def release(session: AsyncSession, call_id: str, event_type: str, *, now: datetime) -> None:

@@ -87,19 +87,21 @@ async def test_after_a_refused_handshake_the_next_connect_works(
     assert len(fake_xai_realtime.headers) == 2
 
 
+async def failed_connect(fake: FakeXaiRealtime) -> tuple[ProviderError, float]:
+    """The error a connect ends with, and the seconds it took."""
+    started = time.monotonic()
+    with pytest.raises(ProviderError) as caught:
+        await make_model(fake).connect(instructions="hi")
+    return caught.value, time.monotonic() - started
+
+
 async def test_an_upgrade_left_unanswered_times_out_within_the_connect_timeout(
     fake_xai_realtime: FakeXaiRealtime,
 ) -> None:
     fake_xai_realtime.stall_next_handshake(10.0)
-    model = make_model(fake_xai_realtime)
-    started = time.monotonic()
-
-    with pytest.raises(ProviderError) as caught:
-        await model.connect(instructions="hi")
-    elapsed = time.monotonic() - started
+    error, elapsed = await failed_connect(fake_xai_realtime)
 
     assert CONNECT_TIMEOUT <= elapsed < 2
-    error = caught.value
     assert error.retryable
     assert error.status is None
     assert error.message.startswith("timed out")
@@ -111,15 +113,9 @@ async def test_a_session_update_never_answered_times_out_and_closes_the_socket(
     fake_xai_realtime: FakeXaiRealtime,
 ) -> None:
     fake_xai_realtime.answer_session_update = False
-    model = make_model(fake_xai_realtime)
-    started = time.monotonic()
-
-    with pytest.raises(ProviderError) as caught:
-        await model.connect(instructions="hi")
-    elapsed = time.monotonic() - started
+    error, elapsed = await failed_connect(fake_xai_realtime)
 
     assert CONNECT_TIMEOUT <= elapsed < 2
-    error = caught.value
     assert error.retryable
     assert error.message.startswith("timed out")
     assert len(fake_xai_realtime.received_of("session.update")) == 1

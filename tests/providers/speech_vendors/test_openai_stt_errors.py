@@ -72,6 +72,34 @@ async def first_failure(stream: OpenAITranscriptionStream) -> ProviderError:
     return caught.value
 
 
+async def transcribe_once(
+    fake: FakeOpenAIAudio, clock: RecordingClock | None = None
+) -> tuple[str, float]:
+    """One utterance through a new stream: its first transcript and the seconds it took."""
+    stt = make_stt(fake, clock)
+    stream = await stt.open()
+    started = time.monotonic()
+    try:
+        await say_one_utterance(stream)
+        return await first_transcript_text(stream), time.monotonic() - started
+    finally:
+        await stream.aclose()
+        await stt.aclose()
+
+
+async def fail_once(fake: FakeOpenAIAudio) -> tuple[ProviderError, float]:
+    """One utterance through a new stream: the error it ends with and the seconds it took."""
+    stt = make_stt(fake)
+    stream = await stt.open()
+    started = time.monotonic()
+    try:
+        await say_one_utterance(stream)
+        return await first_failure(stream), time.monotonic() - started
+    finally:
+        await stream.aclose()
+        await stt.aclose()
+
+
 # --- 429 rate limit ----------------------------------------------------------------
 
 
@@ -81,13 +109,7 @@ async def test_a_rate_limit_is_retried_once_after_the_backoff(
     fake_openai_audio.faults.fail_next(429, body=error_body(429, RATE_LIMIT_MESSAGE))
     fake_openai_audio.enqueue_transcripts("Table for two, please.")
     clock = RecordingClock()
-    stt = make_stt(fake_openai_audio, clock)
-    stream = await stt.open()
-
-    await say_one_utterance(stream)
-    text = await first_transcript_text(stream)
-    await stream.aclose()
-    await stt.aclose()
+    text, _ = await transcribe_once(fake_openai_audio, clock)
 
     assert text == "Table for two, please."
     assert clock.sleeps == [BACKOFF]
@@ -106,15 +128,7 @@ async def test_a_rate_limit_with_retry_after_is_retried_after_the_client_backoff
     )
     fake_openai_audio.enqueue_transcripts("Table for two, please.")
     clock = RecordingClock()
-    stt = make_stt(fake_openai_audio, clock)
-    stream = await stt.open()
-    started = time.monotonic()
-
-    await say_one_utterance(stream)
-    text = await first_transcript_text(stream)
-    elapsed = time.monotonic() - started
-    await stream.aclose()
-    await stt.aclose()
+    text, elapsed = await transcribe_once(fake_openai_audio, clock)
 
     assert text == "Table for two, please."
     assert clock.sleeps == [BACKOFF]
@@ -155,15 +169,7 @@ async def test_a_stall_past_the_timeout_is_retried_and_the_retry_answers(
 ) -> None:
     fake_openai_audio.faults.stall_next(10.0, after_bytes=after_bytes)
     fake_openai_audio.enqueue_transcripts("First try stalled.", "Second try answered.")
-    stt = make_stt(fake_openai_audio)
-    stream = await stt.open()
-    started = time.monotonic()
-
-    await say_one_utterance(stream)
-    text = await first_transcript_text(stream)
-    elapsed = time.monotonic() - started
-    await stream.aclose()
-    await stt.aclose()
+    text, elapsed = await transcribe_once(fake_openai_audio)
 
     assert text == "Second try answered."
     assert TIMEOUT <= elapsed < 3  # waited for the client timeout, not the 10 s stall
@@ -174,15 +180,7 @@ async def test_a_stall_that_persists_is_a_retryable_timeout_error(
     fake_openai_audio: FakeOpenAIAudio,
 ) -> None:
     fake_openai_audio.faults.stall_next(10.0, times=2)
-    stt = make_stt(fake_openai_audio)
-    stream = await stt.open()
-    started = time.monotonic()
-
-    await say_one_utterance(stream)
-    error = await first_failure(stream)
-    elapsed = time.monotonic() - started
-    await stream.aclose()
-    await stt.aclose()
+    error, elapsed = await fail_once(fake_openai_audio)
 
     assert error.retryable
     assert error.status is None
@@ -217,13 +215,7 @@ async def test_a_connection_dropped_mid_answer_is_retried(
 ) -> None:
     fake_openai_audio.faults.drop_next(after_bytes=5)
     fake_openai_audio.enqueue_transcripts("Cut off.", "Heard you the second time.")
-    stt = make_stt(fake_openai_audio)
-    stream = await stt.open()
-
-    await say_one_utterance(stream)
-    text = await first_transcript_text(stream)
-    await stream.aclose()
-    await stt.aclose()
+    text, _ = await transcribe_once(fake_openai_audio)
 
     assert text == "Heard you the second time."
     assert len(fake_openai_audio.requests_to("/audio/transcriptions")) == 2
@@ -233,13 +225,7 @@ async def test_a_connection_dropped_twice_is_a_retryable_connection_error(
     fake_openai_audio: FakeOpenAIAudio,
 ) -> None:
     fake_openai_audio.faults.drop_next(after_bytes=5, times=2)
-    stt = make_stt(fake_openai_audio)
-    stream = await stt.open()
-
-    await say_one_utterance(stream)
-    error = await first_failure(stream)
-    await stream.aclose()
-    await stt.aclose()
+    error, _ = await fail_once(fake_openai_audio)
 
     assert error.retryable
     assert error.status is None

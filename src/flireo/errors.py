@@ -80,7 +80,9 @@ class ProviderError(Exception):
     """A speech/LLM vendor call failed.
 
     ``status`` is the vendor's HTTP status when there was one; ``retryable``
-    tells the caller whether trying again can help (429, 5xx, timeouts).
+    tells the caller whether trying again can help (429, 5xx, timeouts);
+    ``retry_after`` is the wait in seconds the vendor asked for (its
+    ``Retry-After`` header), None when it named none.
     """
 
     def __init__(
@@ -90,12 +92,14 @@ class ProviderError(Exception):
         *,
         status: int | None = None,
         retryable: bool = False,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(f"{provider}: {message}")
         self.provider = provider
         self.message = message
         self.status = status
         self.retryable = retryable
+        self.retry_after = retry_after
 
 
 class MissingCredentials(ProviderError):

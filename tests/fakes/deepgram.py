@@ -15,6 +15,7 @@ Usage (import the fixture into your package's ``conftest.py`` with
         fake_deepgram.drop()                       # server drops the socket now
         fake_deepgram.drop_after_audio(1.0)        # ... or after 1 s of audio
         fake_deepgram.reject_next(401)             # refuse the next handshake
+        fake_deepgram.reject_next(429, headers={"Retry-After": "3"})  # ... with headers
         fake_deepgram.stall_next_handshake(5.0)    # leave the next upgrade unanswered
 
 ``.url`` is the websocket URL of ``/v1/listen``; ``.api_key`` is checked against
@@ -218,7 +219,7 @@ class FakeDeepgram:
         self._lock = threading.Lock()
         self._utterances: list[str] = []
         self._sessions: list[ListenSession] = []
-        self._rejections: list[tuple[int, dict[str, Any]]] = []
+        self._rejections: list[tuple[int, dict[str, Any], dict[str, str]]] = []
         self._handshake_stalls: list[float] = []
         self._conn: _Conn | None = None
         self._drop_after_ms: int | None = None
@@ -256,7 +257,11 @@ class FakeDeepgram:
         with self._lock:
             self._utterances.extend(texts)
 
-    def reject_next(self, status: int, message: str | None = None) -> None:
+    def reject_next(
+        self, status: int, message: str | None = None, headers: dict[str, str] | None = None
+    ) -> None:
+        """Refuse the next handshake with an HTTP ``status``, Deepgram's JSON error
+        body and ``headers``."""
         codes = {401: "INVALID_AUTH", 402: "ASR_PAYMENT_REQUIRED", 429: "TOO_MANY_REQUESTS"}
         body = {
             "err_code": codes.get(status, "Bad Request" if status < 500 else "INTERNAL"),
@@ -264,7 +269,7 @@ class FakeDeepgram:
             "request_id": str(uuid.uuid4()),
         }
         with self._lock:
-            self._rejections.append((status, body))
+            self._rejections.append((status, body, dict(headers or {})))
 
     def stall_next_handshake(self, seconds: float) -> None:
         """Leave the next websocket upgrade unanswered for ``seconds`` (ended early
@@ -318,10 +323,11 @@ class FakeDeepgram:
         if stall is not None and await upgrade_left_unanswered(ws, stall):
             return
         if rejection is None:
-            rejection = self._handshake_problem(ws, session)
+            problem = self._handshake_problem(ws, session)
+            rejection = None if problem is None else (*problem, {})
         if rejection is not None:
-            status, body = rejection
-            await ws.send_denial_response(JSONResponse(body, status_code=status))
+            status, body, headers = rejection
+            await ws.send_denial_response(JSONResponse(body, status_code=status, headers=headers))
             return
         await ws.accept(headers=[(b"dg-request-id", session.request_id.encode())])
         endpointing = session.param("endpointing") or "10"

@@ -66,10 +66,25 @@ _ERROR_TYPES = {
 }
 
 
-def error_body(status: int, message: str, error_type: str | None = None) -> dict[str, Any]:
+#: OpenAI's 429 for an account out of credit: ``type`` and ``code`` both say so
+QUOTA_MESSAGE = (
+    "You exceeded your current quota, please check your plan and billing details. For more "
+    "information on this error, read the docs: "
+    "https://platform.openai.com/docs/guides/error-codes/api-errors."
+)
+
+
+def error_body(
+    status: int, message: str, error_type: str | None = None, code: str | None = None
+) -> dict[str, Any]:
     kind = error_type or _ERROR_TYPES.get(status, "server_error")
-    code = "invalid_api_key" if status == 401 else None
+    code = code or ("invalid_api_key" if status == 401 else None)
     return {"error": {"message": message, "type": kind, "param": None, "code": code}}
+
+
+def quota_error_body() -> dict[str, Any]:
+    """The body of OpenAI's ``insufficient_quota`` 429."""
+    return error_body(429, QUOTA_MESSAGE, "insufficient_quota", "insufficient_quota")
 
 
 def request_problem(body: dict[str, Any]) -> str | None:

@@ -17,7 +17,6 @@ import random
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.utils import parsedate_to_datetime
 
 import httpx
 import structlog
@@ -27,6 +26,7 @@ from sqlalchemy.orm import aliased
 
 from flireo.clock import Clock
 from flireo.errors import NotFound
+from flireo.retry_after import retry_after_seconds
 from flireo.settings import Settings
 from flireo.store.db import Database
 from flireo.store.tables import Agent, Call, WebhookAttempt, WebhookEvent
@@ -53,20 +53,6 @@ def next_delay(
     base = RETRY_SCHEDULE[attempts_made] * scale
     jitter = (rng or random).uniform(-0.1, 0.1) * base
     return max(0.0, base + jitter)
-
-
-def retry_after_seconds(value: str | None, now: datetime) -> float | None:
-    """``Retry-After`` as seconds or an HTTP date; None when absent or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (when - now).total_seconds())
 
 
 @dataclass(frozen=True, slots=True)

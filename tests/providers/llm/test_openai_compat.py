@@ -18,7 +18,13 @@ from flireo.providers.llm.base import (
     ToolSpec,
 )
 from flireo.providers.llm.openai_compat import DEFAULT_BASE_URLS, OpenAICompatibleLLM
-from tests.fakes.openai_chat import FakeOpenAI, FakeToolCall, Reply, last_user_text
+from tests.fakes.openai_chat import (
+    QUOTA_MESSAGE,
+    FakeOpenAI,
+    FakeToolCall,
+    Reply,
+    last_user_text,
+)
 from tests.fakes.server import free_port, serve
 from tests.providers.llm.streams import (
     calls_of,
@@ -277,6 +283,25 @@ async def test_rate_limit_twice_is_raised_as_retryable(fake_openai: FakeOpenAI) 
 
     assert (err.value.status, err.value.retryable) == (429, True)
     assert len(fake_openai.requests) == 2
+    await llm.aclose()
+
+
+async def test_rate_limit_for_an_exhausted_quota_is_raised_at_once(fake_openai: FakeOpenAI) -> None:
+    clock = ManualClock()
+    llm = OpenAICompatibleLLM(
+        provider="openai",
+        model="gpt-4o-mini",
+        api_key=fake_openai.api_key,
+        base_url=fake_openai.url,
+        clock=clock,
+    )
+    fake_openai.enqueue(Reply.error(429, QUOTA_MESSAGE, "insufficient_quota"), "never")
+
+    with pytest.raises(ProviderError) as err:
+        await run_with_clock(collect(llm.stream(HELLO)), clock)
+
+    assert (err.value.status, err.value.retryable) == (429, False)
+    assert len(fake_openai.requests) == 1  # credit does not come back in a second
     await llm.aclose()
 
 

@@ -283,6 +283,19 @@ async def test_a_refused_handshake_is_a_provider_error(
 
     assert caught.value.status == status
     assert caught.value.retryable is retryable
+    assert caught.value.retry_after is None  # Deepgram named no wait
+
+
+async def test_a_429_handshake_carries_deepgrams_retry_after(fake_deepgram: FakeDeepgram) -> None:
+    fake_deepgram.reject_next(429, "Too many requests.", headers={"Retry-After": "3"})
+    stt = make_stt(fake_deepgram)
+
+    with pytest.raises(ProviderError) as caught:
+        await stt.open()
+
+    error = caught.value
+    assert (error.status, error.retryable, error.retry_after) == (429, True, 3.0)
+    assert len(fake_deepgram.sessions) == 1  # reported, not waited out and retried
 
 
 async def test_a_wrong_key_is_refused_with_401(fake_deepgram: FakeDeepgram) -> None:

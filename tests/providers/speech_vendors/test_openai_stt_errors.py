@@ -4,8 +4,10 @@ in the middle of the answer.
 
 What the client documents (``flireo.providers.stt.openai_stt``): a retryable
 failure (429, 5xx, timeout, dropped connection) is retried once after
-``retry_backoff`` (``Retry-After`` is not read); a failure that remains is
-raised from ``transcripts()`` as a retryable ``ProviderError``, which then ends.
+``retry_backoff`` (``Retry-After`` is not waited for, only carried in the
+error); a failure that remains is raised from ``transcripts()`` as a retryable
+``ProviderError``, which then ends. A 429 for an account out of credit
+(``insufficient_quota``) is not a passing limit: it is raised at once.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from flireo.clock import SystemClock
 from flireo.errors import ProviderError
 from flireo.providers.stt.openai_stt import OpenAITranscriptionStream, OpenAITranscriptionSTT
 from tests.fakes.openai_audio import FakeOpenAIAudio
-from tests.fakes.openai_chat import error_body
+from tests.fakes.openai_chat import QUOTA_MESSAGE, error_body, quota_error_body
 from tests.providers.speech_vendors.audio_checks import eventually, tone
 
 BACKOFF = 0.01
@@ -156,8 +158,29 @@ async def test_a_rate_limit_that_persists_ends_the_transcripts_with_a_retryable_
     assert error.provider == "openai"
     assert error.status == 429
     assert error.retryable
+    assert error.retry_after == (float(retry_after) if retry_after else None)
     assert error.message.startswith("HTTP 429: Rate limit reached")
     assert len(fake_openai_audio.requests_to("/audio/transcriptions")) == 2
+
+
+async def test_a_429_for_an_exhausted_quota_is_not_retried(
+    fake_openai_audio: FakeOpenAIAudio,
+) -> None:
+    fake_openai_audio.faults.fail_next(429, body=quota_error_body())
+    fake_openai_audio.enqueue_transcripts("Never asked for again.")
+    clock = RecordingClock()
+    stt = make_stt(fake_openai_audio, clock)
+    stream = await stt.open()
+
+    await say_one_utterance(stream)
+    error = await first_failure(stream)
+    await stream.aclose()
+    await stt.aclose()
+
+    assert (error.status, error.retryable) == (429, False)
+    assert error.message == f"HTTP 429: {QUOTA_MESSAGE}"
+    assert clock.sleeps == []
+    assert len(fake_openai_audio.requests_to("/audio/transcriptions")) == 1
 
 
 # --- a server that stalls past the timeout --------------------------------------------

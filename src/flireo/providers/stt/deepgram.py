@@ -71,7 +71,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from flireo.clock import Clock, SystemClock
 from flireo.errors import MissingCredentials, ProviderError
 from flireo.media.frames import SAMPLE_RATE
-from flireo.providers.http_errors import error_for_status, error_for_transport
+from flireo.providers.http_errors import error_for_handshake, error_for_transport
 from flireo.providers.stt.base import Transcript
 
 __all__ = [
@@ -390,10 +390,7 @@ class DeepgramSTT:
                 max_size=4 * 2**20,
             )
         except InvalidStatus as exc:
-            status = exc.response.status_code
-            raise error_for_status(
-                DEEPGRAM_PROVIDER, status, bytes(exc.response.body or b"")
-            ) from exc
+            raise error_for_handshake(DEEPGRAM_PROVIDER, exc) from exc
         except (InvalidHandshake, OSError, TimeoutError) as exc:
             raise error_for_transport(DEEPGRAM_PROVIDER, exc) from exc
         return DeepgramStream(

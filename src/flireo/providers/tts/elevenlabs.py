@@ -75,7 +75,11 @@ from flireo.clock import Clock, SystemClock
 from flireo.errors import MissingCredentials, ProviderError
 from flireo.media.frames import SAMPLE_RATE
 from flireo.providers.catalog import VoiceInfo
-from flireo.providers.http_errors import error_for_status, error_for_transport, raise_for_status
+from flireo.providers.http_errors import (
+    error_for_handshake,
+    error_for_transport,
+    raise_for_status,
+)
 from flireo.providers.llm.sse import retry_before_first_event
 from flireo.providers.tts.base import AudioChunk
 from flireo.providers.tts.http_pcm import SampleAligner, pcm_timeout, stream_pcm
@@ -244,9 +248,7 @@ class ElevenLabsTTS:
                 max_size=16 * 2**20,
             )
         except InvalidStatus as exc:
-            status = exc.response.status_code
-            body = bytes(exc.response.body or b"")
-            raise error_for_status(ELEVENLABS_PROVIDER, status, body) from exc
+            raise error_for_handshake(ELEVENLABS_PROVIDER, exc) from exc
         except (InvalidHandshake, OSError, TimeoutError) as exc:
             raise error_for_transport(ELEVENLABS_PROVIDER, exc) from exc
         aligner = SampleAligner()

@@ -5,8 +5,10 @@ answered with ``session.updated``).
 
 What the client does (``flireo.providers.realtime.xai``): a refused handshake
 is a ``ProviderError`` carrying the HTTP status and the vendor's message,
-retryable for 429 and not for 401; a connect that times out is a retryable
-``ProviderError`` ("timed out"). Nothing is retried inside the client.
+retryable for 429 (with its ``Retry-After`` in ``retry_after``) and not for
+401; a connect that does not complete (upgrade, then ``session.updated``)
+within the one ``connect_timeout`` is a retryable ``ProviderError`` ("timed
+out"). Nothing is retried inside the client.
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ async def test_a_429_at_the_handshake_is_a_retryable_error(
     assert time.monotonic() - started < 2  # fails at once, Retry-After or not
     error = caught.value
     assert (error.status, error.retryable) == (429, True)
+    assert error.retry_after == (float(retry_after) if retry_after else None)
     assert error.message == "HTTP 429: Too many concurrent sessions for this team."
     assert len(fake_xai_realtime.headers) == 1
 
@@ -120,3 +123,29 @@ async def test_a_session_update_never_answered_times_out_and_closes_the_socket(
     assert error.message.startswith("timed out")
     assert len(fake_xai_realtime.received_of("session.update")) == 1
     await eventually(lambda: not fake_xai_realtime.connected)  # the client hung up
+
+
+async def test_a_slow_upgrade_and_an_unanswered_session_update_share_one_deadline(
+    fake_xai_realtime: FakeXaiRealtime,
+) -> None:
+    # the upgrade takes most of the connect timeout, then session.updated never comes:
+    # the whole connect still ends at connect_timeout (not upgrade + another timeout)
+    connect_timeout = 1.0
+    fake_xai_realtime.stall_next_handshake(0.8)
+    fake_xai_realtime.answer_session_update = False
+    model = XaiRealtimeModel(
+        api_key=fake_xai_realtime.api_key,
+        url=fake_xai_realtime.url,
+        connect_timeout=connect_timeout,
+    )
+    started = time.monotonic()
+
+    with pytest.raises(ProviderError) as caught:
+        await model.connect(instructions="hi")
+    elapsed = time.monotonic() - started
+
+    assert connect_timeout <= elapsed < connect_timeout + 0.5  # one deadline, not 1.8 s
+    assert caught.value.retryable
+    assert caught.value.message.startswith("timed out")
+    assert len(fake_xai_realtime.received_of("session.update")) == 1  # the upgrade did complete
+    await eventually(lambda: not fake_xai_realtime.connected)  # and the client hung up

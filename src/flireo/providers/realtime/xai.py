@@ -40,6 +40,13 @@ before sending. Vendor audio is emitted untouched as :class:`RealtimeAudio`
 at the session rate. A websocket closed by anything but :meth:`aclose`
 yields one fatal :class:`RealtimeError` and ends :meth:`events`; sends after
 that are dropped (the error event already reports the failure).
+
+Connecting (upgrade, ``session.update``, ``session.updated``) has one deadline,
+``connect_timeout``; a failed connect closes its socket within
+``close_timeout`` (websockets then drops it) and raises a
+:class:`~flireo.errors.ProviderError`: the handshake's HTTP status and
+``Retry-After`` when it was refused, a retryable "timed out" past the deadline.
+Nothing is retried inside the client.
 """
 
 from __future__ import annotations
@@ -58,7 +65,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from flireo.errors import MissingCredentials, ProviderError
 from flireo.media.frames import SAMPLE_RATE
 from flireo.media.resample import Resampler
-from flireo.providers.http_errors import error_for_status, error_for_transport
+from flireo.providers.http_errors import error_for_handshake, error_for_transport
 from flireo.providers.llm.base import ToolCall, ToolSpec
 from flireo.providers.realtime.base import (
     RealtimeAudio,
@@ -323,6 +330,7 @@ class XaiRealtimeModel:
         sample_rate: int = VENDOR_SAMPLE_RATE,
         turn_detection: dict[str, Any] | None = None,
         connect_timeout: float = 10.0,
+        close_timeout: float = 1.0,
     ) -> None:
         if not api_key:
             raise MissingCredentials("xai")
@@ -333,6 +341,7 @@ class XaiRealtimeModel:
         self.sample_rate = sample_rate
         self.turn_detection = turn_detection or {"type": "server_vad"}
         self.connect_timeout = connect_timeout
+        self.close_timeout = close_timeout
 
     def endpoint(self) -> str:
         if not self.model:
@@ -348,19 +357,9 @@ class XaiRealtimeModel:
         voice: str | None = None,
         temperature: float | None = None,
     ) -> XaiRealtimeSession:
-        """Open the websocket, configure the session and wait for ``session.updated``."""
-        try:
-            ws = await connect(
-                self.endpoint(),
-                additional_headers={"Authorization": f"Bearer {self._api_key}"},
-                open_timeout=self.connect_timeout,
-                max_size=16 * 2**20,
-            )
-        except InvalidStatus as exc:
-            status = exc.response.status_code
-            raise error_for_status(PROVIDER, status, bytes(exc.response.body or b"")) from exc
-        except (InvalidHandshake, OSError, TimeoutError) as exc:
-            raise error_for_transport(PROVIDER, exc) from exc
+        """Open the websocket, configure the session and wait for ``session.updated``,
+        all within one ``connect_timeout``. On failure the socket is closed within
+        ``close_timeout`` (then dropped) and a :class:`ProviderError` raised."""
         config = session_config(
             instructions=instructions,
             voice=voice or self.default_voice,
@@ -369,17 +368,34 @@ class XaiRealtimeModel:
             sample_rate=self.sample_rate,
             turn_detection=self.turn_detection,
         )
-        session = XaiRealtimeSession(ws, sample_rate=self.sample_rate)
+        ws: ClientConnection | None = None
         try:
             async with asyncio.timeout(self.connect_timeout):
+                ws = await connect(
+                    self.endpoint(),
+                    additional_headers={"Authorization": f"Bearer {self._api_key}"},
+                    open_timeout=None,  # the deadline above covers the upgrade
+                    close_timeout=self.close_timeout,
+                    max_size=16 * 2**20,
+                )
+                session = XaiRealtimeSession(ws, sample_rate=self.sample_rate)
                 await session.configure(config)
         except BaseException as exc:
-            await ws.close()
-            if isinstance(exc, TimeoutError):
-                raise error_for_transport(PROVIDER, exc) from exc
-            if isinstance(exc, ConnectionClosed):
-                raise ProviderError(
-                    PROVIDER, f"connection closed during setup: {exc}", retryable=True
-                ) from exc
-            raise
+            if ws is not None:
+                await ws.close()  # bounded by close_timeout, then the socket is dropped
+            error = _connect_error(exc)
+            if error is exc:
+                raise
+            raise error from exc
         return session
+
+
+def _connect_error(exc: BaseException) -> BaseException:
+    """What a failed :meth:`XaiRealtimeModel.connect` raises for ``exc``."""
+    if isinstance(exc, InvalidStatus):
+        return error_for_handshake(PROVIDER, exc)
+    if isinstance(exc, InvalidHandshake | OSError | TimeoutError):
+        return error_for_transport(PROVIDER, exc)
+    if isinstance(exc, ConnectionClosed):
+        return ProviderError(PROVIDER, f"connection closed during setup: {exc}", retryable=True)
+    return exc

@@ -23,7 +23,9 @@ Behaviour decided here:
   language tags are cut to their ISO-639-1 part.
 * A retryable failure (429, 5xx, timeout, dropped connection) is retried once
   after ``retry_backoff``; a failure that remains is raised from
-  :meth:`transcripts`, which then ends (the engine decides what to do).
+  :meth:`transcripts`, which then ends (the engine decides what to do). A 429
+  for an account out of credit (``insufficient_quota``) is not retryable and
+  is raised at once; a ``Retry-After`` is carried in the error, not waited for.
 """
 
 from __future__ import annotations

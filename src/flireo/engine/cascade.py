@@ -110,7 +110,7 @@ class CascadeConversation:
     async def _listen(self) -> None:
         assert self._turns is not None
         with stage("transcriber"):
-            await self._turns.consume_audio(self._ctx.transport.audio())
+            await self._turns.consume(self._ctx.transport)
         self._ctx.end(ended_reasons.CUSTOMER_ENDED_CALL)  # the media ended
 
     async def _transcripts(self) -> None:

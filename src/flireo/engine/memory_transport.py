@@ -16,7 +16,14 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from flireo.clock import Clock
-from flireo.engine.transport import DtmfDigit, RemoteHangup, TransferResult, TransportEvent
+from flireo.engine.transport import (
+    DtmfDigit,
+    FrameSink,
+    RemoteHangup,
+    TransferResult,
+    TransportEvent,
+    pump,
+)
 from flireo.media.frames import BYTES_PER_SAMPLE, FRAME_BYTES, FRAME_MS
 
 _FRAME_S = FRAME_MS / 1000
@@ -84,6 +91,9 @@ class MemoryTransport:
             else:
                 frame = _SILENCE
             yield frame
+
+    async def listen(self, sink: FrameSink) -> None:
+        await pump(self.audio(), sink)
 
     async def events(self) -> AsyncIterator[TransportEvent]:
         while (event := await self._events.get()) is not None:

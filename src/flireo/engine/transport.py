@@ -3,7 +3,7 @@ carrier websockets, browsers or the in-memory test transport."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -29,11 +29,30 @@ class TransferResult:
     detail: str = ""
 
 
+#: takes one caller frame, synchronously on the event loop; must be cheap and not raise
+FrameSink = Callable[[bytes], None]
+
+
+async def pump(frames: AsyncIterator[bytes], sink: FrameSink) -> None:
+    """:meth:`AudioTransport.listen` for a transport that only has an iterator."""
+    async for frame in frames:
+        sink(frame)
+
+
 class AudioTransport(Protocol):
     """Engine side is always 16 kHz mono s16le (see :mod:`flireo.media.frames`)."""
 
     def audio(self) -> AsyncIterator[bytes]:
         """Caller audio as 20 ms frames; ends when the call's media ends."""
+        ...
+
+    async def listen(self, sink: FrameSink) -> None:
+        """The frames of :meth:`audio`, handed to ``sink`` as they arrive; returns
+        when the media ends. Use one or the other, once.
+
+        The engine listens this way: a transport that produces frames in a
+        callback (the RTP pacer) calls ``sink`` right there, so a call's frame
+        costs no task switch; others :func:`pump` their iterator."""
         ...
 
     def events(self) -> AsyncIterator[TransportEvent]:

@@ -18,15 +18,17 @@ The listener is called synchronously on the audio path (keep it cheap).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
 from collections import deque
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
 
 from flireo.clock import Clock
 from flireo.engine.config import Endpointing
 from flireo.engine.metrics import Usage
+from flireo.engine.transport import AudioTransport
 from flireo.media.frames import BYTES_PER_SAMPLE, FRAME_MS, SAMPLE_RATE
 from flireo.media.vad import SpeechEnded, SpeechStarted, VoiceActivityDetector
 from flireo.providers.stt.base import SpeechToTextStream
@@ -43,6 +45,8 @@ MID_PHRASE_WORDS = frozenset(
         "voor", "van", "op", "aan", "ik", "je", "mijn", "uw", "ben", "eh", "ehm",
     }
 )  # fmt: skip
+#: caller frames (5 s) queued for the engine's task before the oldest are dropped
+MAX_BACKLOG_FRAMES = 250
 _LAST_WORD = re.compile(r"([^\W\d_]+(?:'[^\W\d_]+)?)\W*$", re.UNICODE)
 
 
@@ -88,6 +92,17 @@ class Utterance:
     interrupted_agent: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class _Heard:
+    """A caller frame and what the VAD said of it when it arrived."""
+
+    frame: bytes
+    event: SpeechStarted | SpeechEnded | None
+    speaking: bool
+    probability: float
+    position_ms: int
+
+
 class TurnListener(Protocol):
     def speech_started(self, utterance: Utterance) -> None: ...
 
@@ -129,6 +144,14 @@ class TurnTaker:
         self._current: Utterance | None = None
         self._extension_until_ms: int | None = None  # stream time the extension ends
         self._awaiting: deque[Utterance] = deque()  # finalized, final transcript pending
+        self._backlog: deque[_Heard] = deque()  # frames waiting for consume()
+        self._handling = False  # consume() is between taking a frame and finishing it
+        self._wake: asyncio.Future[None] | None = None
+        self._error: Exception | None = None
+        #: frames done in the sink / queued for the engine's task / dropped from a full queue
+        self.frames_inline = 0
+        self.frames_queued = 0
+        self.frames_dropped = 0
         self._finals: list[str] = []  # streaming finals of the utterance in progress
         self._count = 0
 
@@ -137,13 +160,85 @@ class TurnTaker:
         """The utterance being spoken (or waiting out an end-of-turn extension)."""
         return self._current
 
-    async def consume_audio(self, frames: AsyncIterator[bytes]) -> None:
-        async for frame in frames:
-            await self.feed(frame)
+    async def consume(self, transport: AudioTransport) -> None:
+        """Caller audio from ``transport`` until its media ends.
+
+        Frames arrive in :meth:`_on_frame`, synchronously: the VAD runs at once,
+        and a frame that needs nothing awaited (silence before a per-utterance
+        STT, most of a call) is done right there, without waking this task.
+        Anything else (speech for the STT, a VAD event, a streaming STT's every
+        frame) is queued in order for this task, with what the VAD said of it.
+        """
+        loop = asyncio.get_running_loop()
+        listening = loop.create_task(transport.listen(self._on_frame), name="turns-listen")
+        listening.add_done_callback(lambda _: self._poke())
+        backlog = self._backlog
+        try:
+            while True:
+                if self._error is not None:
+                    raise self._error
+                if not backlog:
+                    if listening.done():
+                        break
+                    self._wake = wake = loop.create_future()
+                    await wake
+                    continue
+                self._handling = True
+                try:
+                    while backlog:
+                        await self._handle(backlog.popleft())
+                finally:
+                    self._handling = False
+        finally:
+            if not listening.done():
+                listening.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await listening
+        listening.result()  # the transport's own failure, if any
+
+    def _poke(self) -> None:
+        wake, self._wake = self._wake, None
+        if wake is not None and not wake.done():
+            wake.set_result(None)
+
+    def _on_frame(self, frame: bytes) -> None:
+        if self._error is not None:
+            return
+        try:
+            vad = self.vad
+            event = vad.process(frame)
+            if (
+                event is None
+                and self._per_utterance
+                and self._current is None
+                and not self._handling
+                and not self._backlog
+            ):
+                self._preroll.append(frame)  # nobody speaks: nothing else to do
+                self.frames_inline += 1
+                return
+            backlog = self._backlog
+            backlog.append(
+                _Heard(frame, event, vad.speaking, vad.last_probability, vad.position_ms)
+            )
+            self.frames_queued += 1
+            if len(backlog) > MAX_BACKLOG_FRAMES:  # the task is stuck: keep the newest audio
+                backlog.popleft()
+                self.frames_dropped += 1
+        except Exception as exc:  # raised again in consume(), on the engine's task
+            self._error = exc
+        self._poke()
 
     async def feed(self, frame: bytes) -> None:
+        """One frame, handled now (what :meth:`consume` does for each, in order)."""
         vad = self.vad
         event = vad.process(frame)
+        await self._handle(
+            _Heard(frame, event, vad.speaking, vad.last_probability, vad.position_ms)
+        )
+
+    async def _handle(self, heard: _Heard) -> None:
+        frame, event = heard.frame, heard.event
         if not self._per_utterance or self._current is not None:
             await self._push(frame)
         else:
@@ -152,13 +247,13 @@ class TurnTaker:
         if isinstance(event, SpeechStarted):
             await self._speech_started()
         elif isinstance(event, SpeechEnded):
-            await self._speech_ended()
-        elif self._current is not None and vad.speaking:
-            if vad.last_probability >= vad.threshold:
+            await self._speech_ended(heard.position_ms)
+        elif self._current is not None and heard.speaking:
+            if heard.probability >= self.vad.threshold:
                 self._current.voiced_ms += len(frame) * 1000 // (SAMPLE_RATE * BYTES_PER_SAMPLE)
             self._listener.speech_continues(self._current)
 
-        if self._extension_until_ms is not None and vad.position_ms >= self._extension_until_ms:
+        if self._extension_until_ms is not None and heard.position_ms >= self._extension_until_ms:
             await self._end_turn()
 
     async def _speech_started(self) -> None:
@@ -173,7 +268,7 @@ class TurnTaker:
                 await self._push(self._preroll.popleft())
         self._listener.speech_started(self._current)
 
-    async def _speech_ended(self) -> None:
+    async def _speech_ended(self, position_ms: int) -> None:
         if self._current is None:
             return
         wait = (
@@ -184,7 +279,7 @@ class TurnTaker:
         if wait <= 0:
             await self._end_turn()
         else:
-            self._extension_until_ms = self.vad.position_ms + round(wait * 1000)
+            self._extension_until_ms = position_ms + round(wait * 1000)
             self._current.end_wait_s = wait
 
     async def _end_turn(self) -> None:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from flireo.engine.transport import (
     AudioTransport,
     DtmfDigit,
+    FrameSink,
     RemoteHangup,
     TransferResult,
     TransportEvent,
@@ -59,11 +60,33 @@ class SipMediaTransport:
         self._ended = False  # no more events: hung up by either side
         self._hangup_done: asyncio.Future[None] | None = None
         self._detached = False
+        self._listening: asyncio.Future[None] | None = None
         rtp.on_dtmf = self._digit
 
     # --- AudioTransport ------------------------------------------------------------------
     def audio(self) -> AsyncIterator[bytes]:
         return self.rtp.frames()
+
+    async def listen(self, sink: FrameSink) -> None:
+        """The RTP pacer calls ``sink`` in its tick; returns when the media closes or
+        is handed to a bridge (:meth:`detach`)."""
+        if self._detached or self.rtp.closed:
+            return
+        done = self._listening = asyncio.get_running_loop().create_future()
+        self.rtp.add_close_callback(self._stop_listening)
+        self.rtp.set_frame_sink(sink)
+        try:
+            await done
+        finally:
+            self._stop_listening()
+
+    def _stop_listening(self) -> None:
+        listening = self._listening
+        if listening is not None:
+            self._listening = None
+            self.rtp.set_frame_sink(None)
+            if not listening.done():
+                listening.set_result(None)
 
     async def events(self) -> AsyncIterator[TransportEvent]:
         while (event := await self._events.get()) is not None:
@@ -135,6 +158,7 @@ class SipMediaTransport:
         the engine's side ends (no more events) but the RTP session stays open
         and no BYE is sent; whoever took the media closes it."""
         self._detached = True
+        self._stop_listening()  # from now on the bridge reads the frames
         self._end()
 
     def remote_hangup(self, reason: str = "customer-ended-call") -> None:

@@ -10,15 +10,19 @@ Life cycle (driven by the SIP dialog)::
     ...  rtp.frames(), rtp.send(pcm), rtp.clear(), rtp.send_dtmf("12#")
     await rtp.aclose()                      # or close() from synchronous code
 
-**Pacing.** One task per session sleeps until absolute deadlines
-``start + n × 20 ms`` of the injected monotonic clock (never ``sleep(0.02)`` in
-a loop, which drifts). Each tick plays one 20 ms slot of caller audio out of
-the jitter buffer and sends one packet (:class:`OutboundStream`). A tick that
-wakes late is sent at once and the next overdue one right after it; when the
-loop stalled longer than that, the older overdue ticks are skipped rather than
-burst out (the receive side still plays them, so the engine's frames keep
-time), and the RTP timestamps jump with them, still ``initial + 160 n``.
-Every sent packet's lateness (send time − deadline) goes to :attr:`lateness`.
+**Pacing.** Every session of an event loop is ticked by one shared 20 ms
+pacer (:mod:`~flireo.telephony.rtp.ticker`) on absolute deadlines of the
+injected monotonic clock. Each tick plays one 20 ms slot of caller audio out
+of the jitter buffer and sends one packet (:class:`OutboundStream`). After a
+stalled loop the oldest overdue ticks are skipped rather than burst out (the
+receive side still plays them, so the engine's frames keep time), and the RTP
+timestamps jump with them, still ``initial + 160 n``. Every sent packet's
+lateness (send time − deadline) goes to :attr:`lateness`.
+
+**Caller audio to the engine.** :meth:`RtpSession.frames` yields the frames
+(an async iterator, queued up to ``max_queued_frames``); or a sink set with
+:meth:`RtpSession.set_frame_sink` is called with each frame synchronously in
+the tick, which spares the engine a task switch per frame.
 
 **Receiving.** The source address of the first valid packet is latched and
 used as the send address (symmetric RTP, for callers behind NAT); packets from
@@ -51,12 +55,12 @@ from flireo.telephony.rtp.packet import RtpPacket, RtpParseError
 from flireo.telephony.rtp.playout import Playout
 from flireo.telephony.rtp.ports import PortAllocator
 from flireo.telephony.rtp.stats import LatenessHistogram, RtpStats
+from flireo.telephony.rtp.ticker import MAX_BURST, TICK_S, Ticker, ticker_for
 
 log = logging.getLogger(__name__)
 
-TICK_S: Final = FRAME_MS / 1000
-#: at most this many packets go out back to back when the pacer is behind
-MAX_BURST: Final = 2
+#: the clock of sessions not given one: all of them share one pacer
+SYSTEM_CLOCK: Final = SystemClock()
 #: consecutive packets of a new SSRC (and none of the current one) that make it the stream
 SSRC_SWITCH_PACKETS: Final = 3
 #: ports tried before bind() gives up (each may be taken by another program)
@@ -119,7 +123,7 @@ class RtpSession:
         self.dtmf_pt = dtmf_pt
         self._local_host = local_host
         self._ports = ports
-        self._clock: Clock = clock or SystemClock()
+        self._clock: Clock = clock or SYSTEM_CLOCK
         self._symmetric = symmetric
         self._late_threshold_s = late_threshold_s
         self._on_sent = on_sent
@@ -134,8 +138,10 @@ class RtpSession:
         self._transport: asyncio.DatagramTransport | None = None
         self._port: int | None = None
         self._allocated: int | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._ticker: Ticker | None = None
+        self._n = 0  # ticks since start: the RTP timestamp grid
         self._closed = False
+        self._close_callbacks: list[Callable[[], None]] = []
         # receive
         prefetch = max(1, -(-jitter_ms // FRAME_MS))
         self._jitter = JitterBuffer(prefetch, max(prefetch, max_jitter_ms // FRAME_MS))
@@ -152,6 +158,7 @@ class RtpSession:
         self._frames: deque[bytes] = deque()
         self._max_frames = max_queued_frames
         self._frames_ready = asyncio.Event()
+        self._sink: Callable[[bytes], None] | None = None
         # send
         self._outbound = OutboundStream(
             codec_pt=codec_pt,
@@ -211,7 +218,7 @@ class RtpSession:
     def use_codec(self, codec_pt: int, dtmf_pt: int | None) -> None:
         """Switch to what the SDP answer chose, before :meth:`start` (the socket,
         and so the port already offered, stays)."""
-        if self._task is not None:
+        if self._ticker is not None:
             raise RuntimeError("the codec is fixed once the session has started")
         codec_for(codec_pt)
         if dtmf_pt is not None and not 96 <= dtmf_pt <= 127:
@@ -231,21 +238,20 @@ class RtpSession:
         )
 
     def start(self) -> None:
-        """Start the pacer: frames and packets flow from now on."""
+        """Join the pacer: frames and packets flow from its next tick on."""
         if self._transport is None:
             raise RuntimeError("bind() the RTP session before starting it")
-        if self._task is None and not self._closed:
-            self._task = asyncio.get_running_loop().create_task(
-                self._run(), name=f"rtp-pacer-{self._port}"
-            )
+        if self._ticker is None and not self._closed:
+            self._ticker = ticker_for(self._clock)
+            self._ticker.add(self)
 
     def close(self) -> None:
         """Stop at once (idempotent): pacer, socket, port; :meth:`frames` ends."""
         if self._closed:
             return
         self._closed = True
-        if self._task is not None:
-            self._task.cancel()
+        if self._ticker is not None:
+            self._ticker.discard(self)
         if self._transport is not None:
             self._transport.close()
         if self._ports is not None and self._allocated is not None:
@@ -255,12 +261,20 @@ class RtpSession:
         for waiter in self._dtmf_waiters:
             if not waiter.done():
                 waiter.set_result(None)
+        callbacks, self._close_callbacks = self._close_callbacks, []
+        for callback in callbacks:
+            callback()
 
     async def aclose(self) -> None:
-        """:meth:`close`, then wait for the pacer task to finish."""
+        """:meth:`close` (the pacer never touches a closed session again)."""
         self.close()
-        if self._task is not None and not self._task.done():
-            await asyncio.wait([self._task])
+
+    def add_close_callback(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` once when the session closes (at once if it has)."""
+        if self._closed:
+            callback()
+        else:
+            self._close_callbacks.append(callback)
 
     # --- properties ------------------------------------------------------------------------
     @property
@@ -309,6 +323,15 @@ class RtpSession:
             ready.clear()
             await ready.wait()
 
+    def set_frame_sink(self, sink: Callable[[bytes], None] | None) -> None:
+        """Hand caller frames to ``sink`` (on the event loop, in the tick) instead of
+        :meth:`frames`; frames already queued go to it first. None: queue again."""
+        self._sink = sink
+        if sink is not None:
+            frames = self._frames
+            while frames:
+                sink(frames.popleft())
+
     async def send(self, pcm16: bytes) -> None:
         """Queue agent speech (16 kHz s16le); the pacer sends it in real time."""
         if not self._closed:
@@ -343,37 +366,34 @@ class RtpSession:
         finally:
             self._dtmf_waiters.discard(future)
 
-    # --- the pacer ---------------------------------------------------------------------
-    async def _run(self) -> None:
-        clock = self._clock
-        start = clock.monotonic()
-        n = 0
-        try:
-            while not self._closed:
-                deadline = start + n * TICK_S
-                now = clock.monotonic()
-                if now < deadline:
-                    await clock.sleep(deadline - now)
-                    now = clock.monotonic()
-                overdue = int((now - deadline) / TICK_S)  # later ticks already due too
-                if overdue >= MAX_BURST:  # stalled: skip the oldest, do not burst them
-                    skip = overdue - MAX_BURST + 1
-                    for _ in range(skip):
-                        self._receive_tick()
-                    self._ticks_skipped += skip
-                    self._outbound.mark()
-                    n += skip
-                    deadline = start + n * TICK_S
-                self._receive_tick()
-                self._send_tick(n, deadline)
-                n += 1
-        except Exception:
-            log.exception("RTP pacer on port %s failed; closing the session", self._port)
-            self.close()
+    # --- the pacer's side ----------------------------------------------------------------
+    def send_tick(self, deadline: float, skipped: int) -> None:
+        """This tick's packet (called by the ticker). After ``skipped`` ticks given
+        up the timestamps jump by as many; nothing is sent for them."""
+        if skipped:
+            self._ticks_skipped += skipped
+            self._outbound.mark()
+            self._n += skipped
+        self._send_tick(self._n, deadline)
+        self._n += 1
+
+    def receive_tick(self, skipped: int) -> None:
+        """This tick's slot of caller audio, after those of the ``skipped`` ticks
+        (the engine's frames keep time whatever the pacer missed)."""
+        for _ in range(skipped + 1):
+            self._receive_tick()
+
+    def tick_failed(self) -> None:
+        log.error("RTP pacer on port %s failed; closing the session", self._port)
+        self.close()
 
     def _receive_tick(self) -> None:
+        frame = self._playout.tick()
+        if self._sink is not None:
+            self._sink(frame)
+            return
         queue = self._frames
-        queue.append(self._playout.tick())
+        queue.append(frame)
         if len(queue) > self._max_frames:
             queue.popleft()
             self._frames_dropped += 1

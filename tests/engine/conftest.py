@@ -1,5 +1,6 @@
 """Real parts for engine tests: local Whisper and Piper (loaded once), the fake
-OpenAI server, a webhook receiver, the xAI realtime fake."""
+OpenAI server, a webhook receiver, the xAI realtime fake (with a model pointed
+at it, and replies spoken by Piper)."""
 
 from __future__ import annotations
 
@@ -18,14 +19,17 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from flireo.engine.config import CallInfo, PromptMessage, SessionConfig
+from flireo.media.frames import SAMPLE_RATE
+from flireo.media.resample import resample_all
 from flireo.media.silero import silero_session
 from flireo.providers.llm.openai_compat import OpenAICompatibleLLM
+from flireo.providers.realtime.xai import XaiRealtimeModel
 from flireo.providers.stt.local_whisper import WhisperSTT, load_whisper_model
 from flireo.providers.tts.local_piper import PiperTTS, load_piper_voice
 from tests.fakes.openai_chat import FakeOpenAI, fake_openai
 from tests.fakes.server import ServerThread, serve
 from tests.fakes.webhook_receiver import Received, WebhookReceiver
-from tests.fakes.xai_realtime import fake_xai_realtime
+from tests.fakes.xai_realtime import RATE, FakeXaiRealtime, SpokenReply, fake_xai_realtime
 from tests.speech import speak
 
 __all__ = ["fake_openai", "fake_xai_realtime"]
@@ -74,6 +78,20 @@ def llm(fake_openai: FakeOpenAI, http: httpx.AsyncClient) -> OpenAICompatibleLLM
         base_url=fake_openai.url,
         http=http,
     )
+
+
+@pytest.fixture
+def realtime_model(fake_xai_realtime: FakeXaiRealtime) -> XaiRealtimeModel:
+    """xAI realtime (speech to speech) against the local fake."""
+    return XaiRealtimeModel(
+        api_key=fake_xai_realtime.api_key, model="grok-voice-latest", url=fake_xai_realtime.url
+    )
+
+
+async def spoken_reply(text: str, *, delta_delay: float = 0.0, **more: Any) -> SpokenReply:
+    """The xAI fake's response: ``text`` as words and as Piper audio at 24 kHz."""
+    pcm = resample_all(await speak(text), SAMPLE_RATE, RATE)
+    return SpokenReply(text=text, pcm=pcm, delta_delay=delta_delay, **more)
 
 
 @pytest.fixture

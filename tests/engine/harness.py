@@ -42,6 +42,20 @@ def silence(seconds: float) -> bytes:
     return bytes(int(SAMPLE_RATE * seconds) * 2)
 
 
+def agent_record(messages: list[dict[str, Any]]) -> list[tuple[str, str | None, list[str]]]:
+    """(role, content, names of the tools called) of the agent's and the tools'
+    messages, in the order the call recorded them."""
+    return [
+        (
+            m["role"],
+            m.get("content"),
+            [c["function"]["name"] for c in m.get("tool_calls", [])],
+        )
+        for m in messages
+        if m["role"] in ("assistant", "tool")
+    ]
+
+
 @dataclass
 class Call:
     session: CallSession

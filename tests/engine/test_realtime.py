@@ -17,13 +17,11 @@ from flireo.engine.config import FunctionTool, PromptMessage
 from flireo.engine.control import CallNotActive
 from flireo.engine.events import CallerInterrupted, ControlApplied, ToolCallFinished
 from flireo.engine.realtime_session import VERBATIM
-from flireo.media.frames import SAMPLE_RATE
-from flireo.media.resample import resample_all
 from flireo.providers.realtime.xai import XaiRealtimeModel
-from tests.engine.conftest import ToolReply, ToolServer, make_config
+from tests.engine.conftest import ToolReply, ToolServer, make_config, spoken_reply
 from tests.engine.harness import Call, start_call
-from tests.fakes.xai_realtime import RATE, FakeXaiRealtime, SpokenReply
-from tests.speech import speak, words
+from tests.fakes.xai_realtime import RATE, FakeXaiRealtime
+from tests.speech import words
 
 GREETING = "Hi, I'm Anna."
 ANSWER = "We open at nine."
@@ -32,26 +30,13 @@ SAID = "Your booking is done."
 BYE = "Goodbye."
 
 
-async def spoken_reply(text: str, *, delta_delay: float = 0.0) -> SpokenReply:
-    """The fake's response: ``text`` as words and as Piper audio at 24 kHz."""
-    pcm = resample_all(await speak(text), SAMPLE_RATE, RATE)
-    return SpokenReply(text=text, pcm=pcm, delta_delay=delta_delay)
-
-
-@pytest.fixture
-def model(fake_xai_realtime: FakeXaiRealtime) -> XaiRealtimeModel:
-    return XaiRealtimeModel(
-        api_key=fake_xai_realtime.api_key, model="grok-voice-latest", url=fake_xai_realtime.url
-    )
-
-
 async def played_out(call: Call, turns: int) -> None:
     await call.idle_after(turns, what=f"{turns} realtime responses played")
 
 
 async def test_realtime_call_with_first_message_turn_tool_and_control(
     fake_xai_realtime: FakeXaiRealtime,
-    model: XaiRealtimeModel,
+    realtime_model: XaiRealtimeModel,
     http: httpx.AsyncClient,
     tool_server: ToolServer,
     spoken: dict[str, bytes],
@@ -77,7 +62,7 @@ async def test_realtime_call_with_first_message_turn_tool_and_control(
         voice="ara",
         messages=(PromptMessage("system", "You are Anna, a friendly receptionist."),),
     )
-    call = await start_call(config, http=http, realtime=model)
+    call = await start_call(config, http=http, realtime=realtime_model)
 
     # 1. the first message, said verbatim
     await played_out(call, 1)
@@ -206,7 +191,7 @@ async def test_realtime_call_with_first_message_turn_tool_and_control(
 
 async def test_realtime_barge_in_cancels_the_response_and_truncates(
     fake_xai_realtime: FakeXaiRealtime,
-    model: XaiRealtimeModel,
+    realtime_model: XaiRealtimeModel,
     http: httpx.AsyncClient,
 ) -> None:
     fake = fake_xai_realtime
@@ -216,7 +201,7 @@ async def test_realtime_barge_in_cancels_the_response_and_truncates(
     )
     # sent in real time (40 ms per 40 ms delta), like a vendor speaking
     fake.enqueue_response(await spoken_reply(long, delta_delay=0.04))
-    call = await start_call(make_config(first_message=long), http=http, realtime=model)
+    call = await start_call(make_config(first_message=long), http=http, realtime=realtime_model)
     await call.agent_says_something(within=5)
     start = call.transport.first_played_at
     assert start is not None

@@ -31,7 +31,7 @@ from flireo.providers.stt.local_whisper import WhisperSTT
 from flireo.providers.tts.local_piper import PiperTTS
 from flireo.webhooks.signing import verify_flireo_signature
 from tests.engine.conftest import WEBHOOK_SECRET, ToolReply, ToolServer, make_config
-from tests.engine.harness import Call, start_call
+from tests.engine.harness import Call, agent_record, start_call
 from tests.fakes.openai_chat import FakeOpenAI, FakeToolCall, Reply
 from tests.speech import words
 
@@ -341,8 +341,11 @@ async def test_end_call_tool_hangs_up_after_the_goodbye(
     assert call.transport.hung_up_at >= last
     assert words(await call.heard()) == words("Thanks for calling, goodbye!")
     assert [t["function"]["name"] for t in fake_openai.requests[0]["tools"]] == ["endCall"]
-    assert [m["role"] for m in outcome.messages[-2:]] == ["assistant", "tool"]
-    assert outcome.messages[-2]["tool_calls"][0]["function"]["name"] == "endCall"
+    # the goodbye is recorded with its endCall, before the result (as on the realtime path)
+    assert agent_record(outcome.messages) == [
+        ("assistant", "Thanks for calling, goodbye!", ["endCall"]),
+        ("tool", "The call is ending.", []),
+    ]
 
 
 TRANSFER = TransferCallTool(
@@ -371,6 +374,11 @@ async def test_transfer_call_tool_says_message_and_transfers(
     assert outcome.details["transferredTo"] == "+31201234567"
     assert [(t.destination, t.ok) for t in call.of(TransferAttempted)] == [("+31201234567", True)]
     assert words(await call.heard()) == words("Let me connect you with sales.")
+    assert agent_record(outcome.messages) == [
+        ("assistant", None, ["transferCall"]),
+        ("assistant", "Let me connect you with sales.", []),
+        ("tool", "Transferred to +31201234567.", []),
+    ]
     [spec] = fake_openai.requests[0]["tools"]
     assert spec["function"]["name"] == "transferCall"
     assert spec["function"]["parameters"]["properties"]["destination"]["enum"] == [

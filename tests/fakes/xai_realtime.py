@@ -12,6 +12,7 @@ Usage in a test (import the fixture into your package's ``conftest.py`` with
         fake_xai_realtime.user_transcript("what time is it")
         fake_xai_realtime.say("It is noon.")            # audio deltas (a tone) + transcript
         fake_xai_realtime.function_call("get_time", {"tz": "UTC"}, call_id="call_1")
+        fake_xai_realtime.function_call("endCall", {}, said="Bye!")  # words, then the call
         fake_xai_realtime.error("something odd")        # a non-fatal error event
         fake_xai_realtime.drop()                        # close the socket (code 1011)
         fake_xai_realtime.reject_next(429, headers={"Retry-After": "5"})  # refuse a handshake
@@ -75,12 +76,13 @@ def tone(seconds: float = 0.2, rate: int = RATE, hz: float = 440.0) -> bytes:
 
 @dataclass(frozen=True)
 class SpokenReply:
-    """What the fake says for one response: words, audio, or a function call."""
+    """What the fake says for one response: words and audio, then maybe a function
+    call (the output items of one xAI response, in order)."""
 
     text: str = "Hello from the fake Grok."
-    #: audio at the session's output rate; None plays a tone
+    #: audio at the session's output rate; None plays a tone (when there is text)
     pcm: bytes | None = None
-    #: (name, arguments, call_id) to call a function instead of speaking
+    #: (name, arguments, call_id) to call after the words; with no text, nothing is said
     function_call: tuple[str, dict[str, Any] | str, str] | None = None
     #: seconds between audio deltas (0: as fast as possible)
     delta_delay: float = 0.0
@@ -221,15 +223,27 @@ class FakeXaiRealtime:
             }
         )
 
-    def say(self, text: str = "Hello from the fake Grok.", pcm: bytes | None = None) -> None:
+    def say(
+        self,
+        text: str = "Hello from the fake Grok.",
+        pcm: bytes | None = None,
+        delta_delay: float = 0.0,
+    ) -> None:
         """Play a response now (as if server VAD had ended the caller's turn)."""
-        reply = SpokenReply(text=text, pcm=pcm)
+        reply = SpokenReply(text=text, pcm=pcm, delta_delay=delta_delay)
         self._schedule(lambda conn: self._start(conn, reply))
 
     def function_call(
-        self, name: str, arguments: dict[str, Any] | str, call_id: str = "call_fake_1"
+        self,
+        name: str,
+        arguments: dict[str, Any] | str,
+        call_id: str = "call_fake_1",
+        *,
+        said: str = "",
+        pcm: bytes | None = None,
     ) -> None:
-        reply = SpokenReply(text="", function_call=(name, arguments, call_id))
+        """A response calling a function now, after saying ``said`` (if any)."""
+        reply = SpokenReply(text=said, pcm=pcm, function_call=(name, arguments, call_id))
         self._schedule(lambda conn: self._start(conn, reply))
 
     def error(self, message: str, code: str = "server_error") -> None:
@@ -383,7 +397,13 @@ class FakeXaiRealtime:
             },
         )
         try:
+            spoke = reply.function_call is None or bool(reply.text) or reply.pcm is not None
+            if spoke:
+                await self._speak(conn, reply, ids)
             if reply.function_call is not None:
+                if spoke:  # the call is the response's next output item
+                    item_id = f"item_{uuid.uuid4().hex[:12]}"
+                    ids = {"response_id": response_id, "item_id": item_id}
                 name, arguments, call_id = reply.function_call
                 raw = arguments if isinstance(arguments, str) else json.dumps(arguments)
                 call = {"type": "function_call", "id": item_id, "call_id": call_id, "name": name}
@@ -392,7 +412,7 @@ class FakeXaiRealtime:
                     {
                         "type": "response.output_item.added",
                         "response_id": response_id,
-                        "output_index": 0,
+                        "output_index": int(spoke),
                         "item": {**call, "arguments": ""},
                     },
                 )
@@ -415,8 +435,6 @@ class FakeXaiRealtime:
                         "arguments": raw,
                     },
                 )
-            else:
-                await self._speak(conn, reply, ids)
         except asyncio.CancelledError:
             status = "cancelled"
         prompt, completion = reply.usage

@@ -69,6 +69,8 @@ class _Response:
     interrupted: bool = False
     #: the turn goes on in the response that answers this one's tool call
     hands_over: bool = False
+    #: its words are in the transcript already (recorded with its tool call)
+    recorded: bool = False
     waiters: list[asyncio.Future[None]] = field(default_factory=list)
 
 
@@ -196,6 +198,7 @@ class RealtimeConversation:
             elif isinstance(event, RealtimeToolCall):
                 # the turn goes on in the response to the (first) tool result
                 response = self._current()
+                self._record_call(response, event.call)
                 handed = None if response.hands_over else response.timer
                 if response.timer is not None:
                     response.timer.tool_calls.append(event.call.name)
@@ -293,12 +296,13 @@ class RealtimeConversation:
                 await ctx.clock.sleep(0.02)
             if not response.interrupted and response.text:
                 self._learn_pace(response)
-                ctx.transcript.assistant(
-                    response.text,
-                    start=response.utterance.started_at,
-                    end=ctx.clock.monotonic(),
-                    source=response.source,
-                )
+                if not response.recorded:
+                    ctx.transcript.assistant(
+                        response.text,
+                        start=response.utterance.started_at,
+                        end=ctx.clock.monotonic(),
+                        source=response.source,
+                    )
         finally:
             if self._draining is response:
                 self._draining = None
@@ -317,12 +321,13 @@ class RealtimeConversation:
                 continue
             response.interrupted = True
             heard = self._heard(response, transport.played_samples)
-            self._ctx.transcript.assistant(
-                heard,
-                start=response.utterance.started_at,
-                interrupted=True,
-                source=response.source,
-            )
+            if not response.recorded:
+                self._ctx.transcript.assistant(
+                    heard,
+                    start=response.utterance.started_at,
+                    interrupted=True,
+                    source=response.source,
+                )
             self._ctx.emit(CallerInterrupted(self._ctx.clock.monotonic(), heard, response.text))
         if self._response is not None:
             self._outbox.put_nowait(self.session.cancel)
@@ -354,11 +359,18 @@ class RealtimeConversation:
             self._pace_seconds += (segment.end - segment.start) / SAMPLE_RATE
 
     # --- tools ---------------------------------------------------------------------------------
+    def _record_call(self, response: _Response, call: ToolCall) -> None:
+        """Record a tool call with the words its response said before it (a goodbye
+        before ``endCall``), as the cascade records a round's words with its calls:
+        the words come first in the record, not when their audio has played out."""
+        said = "" if response.recorded or response.interrupted else response.text
+        self._ctx.transcript.assistant(said, start=response.utterance.started_at, tool_calls=[call])
+        response.recorded = True
+
     async def _tool_call(self, call: ToolCall, turn: TurnTimer | None) -> None:
         """Run one tool; the vendor's answer to its result carries the caller's ``turn``."""
         ctx = self._ctx
         tools = ctx.tools
-        ctx.transcript.assistant("", tool_calls=[call])
         function = tools.function(call.name)
         if function is not None and function.is_async:
             result = tools.fire_async([call])[0]

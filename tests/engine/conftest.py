@@ -1,6 +1,7 @@
 """Real parts for engine tests: local Whisper and Piper (loaded once), the fake
-OpenAI server, a webhook receiver, the xAI realtime fake (with a model pointed
-at it, and replies spoken by Piper)."""
+OpenAI server, a webhook receiver, the Deepgram fake (a streaming STT with
+partials), the xAI realtime fake (with a model pointed at it, and replies
+spoken by Piper)."""
 
 from __future__ import annotations
 
@@ -26,13 +27,14 @@ from flireo.providers.llm.openai_compat import OpenAICompatibleLLM
 from flireo.providers.realtime.xai import XaiRealtimeModel
 from flireo.providers.stt.local_whisper import WhisperSTT, load_whisper_model
 from flireo.providers.tts.local_piper import PiperTTS, load_piper_voice
+from tests.fakes.deepgram import fake_deepgram
 from tests.fakes.openai_chat import FakeOpenAI, fake_openai
 from tests.fakes.server import ServerThread, serve
 from tests.fakes.webhook_receiver import Received, WebhookReceiver
 from tests.fakes.xai_realtime import RATE, FakeXaiRealtime, SpokenReply, fake_xai_realtime
 from tests.speech import speak
 
-__all__ = ["fake_openai", "fake_xai_realtime"]
+__all__ = ["fake_deepgram", "fake_openai", "fake_xai_realtime"]
 
 WEBHOOK_SECRET = "whsec_engine_test_secret"
 

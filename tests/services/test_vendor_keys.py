@@ -12,6 +12,7 @@ import pytest
 
 from flireo.domain.byok import BYOK_PROVIDERS
 from flireo.engine import ended_reasons
+from flireo.providers.llm.base import ChatMessage, TextDelta
 from flireo.providers.llm.openai_compat import OpenAICompatibleLLM
 from flireo.providers.realtime.xai import XaiRealtimeModel
 from flireo.providers.stt.deepgram import DeepgramSTT
@@ -21,21 +22,23 @@ from flireo.providers.tts.elevenlabs import ElevenLabsTTS
 from flireo.providers.tts.local_piper import PiperTTS
 from flireo.services.call_runner import CallSetupError, PreparedCall
 from flireo.services.container import Services
-from flireo.services.credentials import resolve_key
+from flireo.services.credentials import PLATFORM_KEY_PROVIDERS, resolve_key
 from flireo.settings import Settings
 from flireo.store.tables import ByokKey, Secret
 from tests.api.conftest import MakeOrg, Org
+from tests.fakes.openai_chat import FakeOpenAI, Reply
 from tests.services.test_call_runner import record, runner, stored_call
 
 BYOK_OPENAI = "sk-byok-openai-PLAINTEXT-1001"
 PLATFORM_OPENAI = "sk-platform-openai-PLAINTEXT-1002"
 OTHER_ORG_OPENAI = "sk-other-org-openai-PLAINTEXT-1003"
+HELLO = [ChatMessage(role="user", content="Hello?")]
 
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
     """The shared settings, with no platform vendor key whatever the environment says."""
-    for provider in BYOK_PROVIDERS:
+    for provider in PLATFORM_KEY_PROVIDERS:
         setattr(settings, f"{provider}_api_key", None)
     return settings
 
@@ -99,13 +102,13 @@ async def test_platform_keys_come_from_flireo_environment_variables(
     assert await key_for(services, org.id, "cartesia", from_env) is None
 
 
-@pytest.mark.parametrize("provider", BYOK_PROVIDERS)
+@pytest.mark.parametrize("provider", PLATFORM_KEY_PROVIDERS)
 async def test_every_byok_provider_falls_back_to_its_own_settings_field(
     provider: str, services: Services, org: Org
 ) -> None:
-    """``<provider>_api_key`` exists on Settings for every BYOK provider, and is the
-    one used for it (not a neighbour's)."""
-    for other in BYOK_PROVIDERS:
+    """``<provider>_api_key`` exists on Settings for every BYOK provider the platform
+    can hold a key for, and is the one used for it (not a neighbour's)."""
+    for other in PLATFORM_KEY_PROVIDERS:
         setattr(services.settings, f"{other}_api_key", f"platform-{other}-key-1005")
 
     assert await key_for(services, org.id, provider) == f"platform-{provider}-key-1005"
@@ -167,15 +170,33 @@ async def test_pipeline_provider_names_use_their_vendors_key(
     assert await key_for(services, org.id, provider) == f"byok-{key_name}-key-1007"
 
 
-@pytest.mark.parametrize("provider", ["whisper", "pocketsphinx", "piper", "ollama", "", "nope"])
+@pytest.mark.parametrize(
+    "provider", ["whisper", "pocketsphinx", "piper", "ollama", "openai-compatible", "", "nope"]
+)
 async def test_local_and_unknown_providers_get_no_key(
     provider: str, services: Services, org: Org, api: httpx.AsyncClient
 ) -> None:
-    for name in BYOK_PROVIDERS:
+    """Nor does a self-hosted LLM server without its own BYOK key: no platform key,
+    no other vendor's key."""
+    for name in PLATFORM_KEY_PROVIDERS:
         setattr(services.settings, f"{name}_api_key", f"platform-{name}-key-1008")
     await add_byok(api, "openai", BYOK_OPENAI)
 
     assert await key_for(services, org.id, provider) is None
+
+
+@pytest.mark.parametrize("provider", ["ollama", "openai-compatible"])
+async def test_a_self_hosted_llm_server_gets_the_orgs_own_key_only(
+    provider: str, services: Services, org: Org, make_org: MakeOrg, api: httpx.AsyncClient
+) -> None:
+    for name in PLATFORM_KEY_PROVIDERS:
+        setattr(services.settings, f"{name}_api_key", f"platform-{name}-key-1015")
+    other = await make_org("Other Corp")
+    await add_byok(api, provider, "other-org-server-key-1016", org=other)
+    assert await key_for(services, org.id, provider) is None
+
+    await add_byok(api, provider, "vllm-server-key-1017")
+    assert await key_for(services, org.id, provider) == "vllm-server-key-1017"
 
 
 async def test_deleting_the_byok_key_falls_back_to_the_platform_key_at_once(
@@ -384,3 +405,54 @@ async def test_prepare_after_the_byok_key_is_deleted_fails_cleanly(
     with pytest.raises(CallSetupError) as failed:
         await run.prepare(call_id)
     assert failed.value.ended_reason == "pipeline-error-elevenlabs-voice-missing-api-key"
+
+
+# --- an LLM server the agent names with base_url ------------------------------------
+
+
+async def llm_agent(api: httpx.AsyncClient, llm_config: dict[str, Any]) -> str:
+    return await make_agent(api, "llm_config", llm_config)
+
+
+async def test_a_self_hosted_server_that_requires_a_key_is_sent_the_orgs_byok_key(
+    services: Services, org: Org, api: httpx.AsyncClient, fake_openai: FakeOpenAI
+) -> None:
+    # fake_openai stands in for a vLLM / llama.cpp server started with --api-key
+    assert fake_openai.api_key
+    fake_openai.enqueue(Reply.say("Hello from your own server."))
+    config = {"provider": "openai-compatible", "base_url": fake_openai.url, "model": "llama3.2"}
+    call_id = await stored_call(services, org, await llm_agent(api, config))
+    assert (await runner(services).prepare(call_id)).pipeline.llm._api_key is None  # type: ignore[union-attr]
+
+    await add_byok(api, "openai-compatible", fake_openai.api_key)
+    llm = (await runner(services).prepare(call_id)).pipeline.llm
+    assert isinstance(llm, OpenAICompatibleLLM)
+    said = [e.text async for e in llm.stream(HELLO) if isinstance(e, TextDelta)]
+
+    assert "".join(said) == "Hello from your own server."
+    [request] = fake_openai.requests
+    assert request["model"] == "llama3.2"
+
+
+async def test_the_platforms_key_is_not_sent_to_an_agents_base_url(
+    services: Services, org: Org, api: httpx.AsyncClient, fake_openai: FakeOpenAI
+) -> None:
+    services.settings.openai_api_key = PLATFORM_OPENAI
+    proxied = {"provider": "openai", "base_url": fake_openai.url, "model": "gpt-4o-mini"}
+    call_id = await stored_call(services, org, await llm_agent(api, proxied))
+
+    with pytest.raises(CallSetupError) as failed:
+        await runner(services).prepare(call_id)
+    assert failed.value.ended_reason == "pipeline-error-openai-llm-missing-api-key"
+
+    # the organization's own key may go where its agent points
+    await add_byok(api, "openai", BYOK_OPENAI)
+    llm = (await runner(services).prepare(call_id)).pipeline.llm
+    assert llm._api_key == BYOK_OPENAI  # type: ignore[union-attr]
+    # and the platform's key still serves the vendor's own address
+    direct = {"provider": "openai", "model": "gpt-4o-mini"}
+    other_call = await stored_call(services, org, await llm_agent(api, direct))
+    r = await api.request("DELETE", "/byok", json={"provider": "openai"})
+    assert r.status_code == 200, r.text
+    llm = (await runner(services).prepare(other_call)).pipeline.llm
+    assert llm._api_key == PLATFORM_OPENAI  # type: ignore[union-attr]

@@ -9,7 +9,8 @@ from pydantic import BaseModel, Field
 
 from flireo.domain.common import Timestamp, Token, WireModel
 
-#: the five documented providers plus every other vendor Flireo has a client for
+#: the five documented providers plus every other vendor Flireo has a client for,
+#: and the self-hosted OpenAI-compatible LLM servers an agent names by ``base_url``
 ByokProvider = Literal[
     "deepgram",
     "openai",
@@ -20,6 +21,8 @@ ByokProvider = Literal[
     "groq",
     "mistral",
     "cartesia",
+    "ollama",
+    "openai-compatible",
 ]
 BYOK_PROVIDERS: tuple[str, ...] = typing.get_args(ByokProvider)
 

@@ -258,6 +258,14 @@ BYOK_PROVIDER_INFO: tuple[ProviderInfo, ...] = (
         "https://docs.cartesia.ai/api-reference",
         (("tts", CARTESIA_TTS_MODELS),),
     ),
+    # self-hosted servers: the models are whatever the organization's server serves
+    ProviderInfo("ollama", "Ollama", ("llm",), "https://docs.ollama.com/api/openai-compatibility"),
+    ProviderInfo(
+        "openai-compatible",
+        "OpenAI-compatible server (vLLM, llama.cpp server, LiteLLM...)",
+        ("llm",),
+        "https://platform.openai.com/docs/api-reference/chat",
+    ),
 )
 
 

@@ -5,6 +5,11 @@ only sees the interfaces). Keys are resolved by the caller (BYOK first, then
 the platform's own); a vendor class raises ``MissingCredentials`` when it
 needs a key and has none. Vendor base URLs come from settings so operators
 (and tests) can point them elsewhere.
+
+An agent's own ``llm_config.base_url`` (a proxy, a self-hosted server) is
+sent the organization's BYOK key only: the platform's key is kept from any
+address an agent chose, so a hosted vendor named with a ``base_url`` and no
+BYOK key ends as that vendor's missing key.
 """
 
 from __future__ import annotations
@@ -31,8 +36,6 @@ from flireo.providers.tts.local_piper import PiperTTS
 from flireo.providers.tts.openai_tts import OpenAITTS
 from flireo.settings import Settings
 
-#: providers that run on this machine and need no key
-LOCAL_PROVIDERS = frozenset({"whisper", "pocketsphinx", "piper", "ollama"})
 _OPENAI_COMPATIBLE = frozenset({"openai", "groq", "xai", "mistral", "ollama", "openai-compatible"})
 
 
@@ -57,6 +60,8 @@ def build_llm(
             model=model, api_key=api_key, base_url=settings.anthropic_base_url, http=http
         )
     if provider in _OPENAI_COMPATIBLE:
+        if config.get("base_url") and api_key == getattr(settings, f"{provider}_api_key", None):
+            api_key = None  # the platform's key, for an address the agent chose
         return OpenAICompatibleLLM(
             provider=provider,
             model=model,

@@ -1,4 +1,11 @@
-"""Vendor API keys: the organization's BYOK key, else the platform's own."""
+"""Vendor API keys: the organization's BYOK key, else the platform's own.
+
+A self-hosted OpenAI-compatible LLM server (``ollama``, ``openai-compatible``)
+is one the agent names with ``llm_config.base_url``: it gets the
+organization's own BYOK key for that provider (a vLLM or llama.cpp server
+started with ``--api-key``, an Ollama behind an authenticating proxy), never
+a platform key, which must not go to an address an agent chose.
+"""
 
 from __future__ import annotations
 
@@ -22,10 +29,18 @@ KEY_FOR_PROVIDER = {
     "elevenlabs": "elevenlabs",
     "cartesia": "cartesia",
     "resend": "resend",
+    "ollama": "ollama",
+    "openai-compatible": "openai-compatible",
 }
+#: keys only an organization stores: the platform has none to lend
+BYOK_ONLY = frozenset({"ollama", "openai-compatible"})
+#: the BYOK providers the platform may also hold a key for (``FLIREO_<NAME>_API_KEY``)
+PLATFORM_KEY_PROVIDERS = tuple(p for p in BYOK_PROVIDERS if p not in BYOK_ONLY)
 
 
 def platform_key(settings: Settings, key_name: str) -> str | None:
+    if key_name in BYOK_ONLY:
+        return None
     value = getattr(settings, f"{key_name}_api_key", None)
     return value if isinstance(value, str) and value else None
 

@@ -107,6 +107,24 @@ class Call:
             if (since is None or f.at >= since) and (until is None or f.at <= until)
         ]
 
+    def hung_up_after_the_last_word(self) -> bool:
+        """The line was closed (hang-up or hand-over) after all agent audio had played."""
+        last, closed = self.transport.last_played_at, self.transport.hung_up_at
+        return last is not None and closed is not None and closed >= last
+
+    def early_checks(
+        self, outcome: CallOutcome, *, first_s: float, interval_s: float, slack: float = 0.05
+    ) -> list[int]:
+        """Silence checks (the outcome's turns, 1-based) that came before ``first_s``
+        from the start, or less than ``interval_s`` after the agent's previous audio."""
+        starts = [outcome.started_monotonic + t.seconds_from_start for t in outcome.turns]
+        early = [1] if starts and starts[0] - outcome.started_monotonic < first_s else []
+        for n, start in enumerate(starts[1:], start=2):
+            previous_audio = self.frames(until=start)[-1].at
+            if start - previous_audio < interval_s - slack:
+                early.append(n)
+        return early
+
     async def caller_turn(self, pcm: bytes, *, pause: float = 0.6) -> None:
         """The caller says ``pcm`` then stays quiet for ``pause`` s (the engine got it all)."""
         await self.transport.caller_says(pcm + silence(pause))

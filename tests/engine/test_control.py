@@ -98,10 +98,7 @@ async def test_say_speaks_exact_text_and_can_end_the_call(
     assert fake_openai.requests == []  # said as given, no LLM involved
     assert outcome.transcript == "AI: Your appointment is confirmed.\nAI: Goodbye now."
     assert words(await call.heard()) == words("Your appointment is confirmed. Goodbye now.")
-    last = call.transport.last_played_at
-    assert last is not None
-    assert call.transport.hung_up_at is not None
-    assert call.transport.hung_up_at >= last  # hung up after the words were played
+    assert call.hung_up_after_the_last_word()  # hung up after the words were played
     assert all(m.get("source") == "control" for m in outcome.messages[1:])
 
 

@@ -63,10 +63,7 @@ async def test_end_call_tool_hangs_up_after_the_goodbye(
 
     assert outcome.ended_reason == ended_reasons.ASSISTANT_ENDED_CALL
     assert call.transport.hung_up
-    last = call.transport.last_played_at
-    assert last is not None
-    assert call.transport.hung_up_at is not None
-    assert call.transport.hung_up_at >= last  # the whole goodbye was played first
+    assert call.hung_up_after_the_last_word()  # the whole goodbye was played first
     assert words(await call.heard()) == words(GOODBYE)
     assert [t["name"] for t in fake.session["tools"]] == ["endCall"]
     # the goodbye is recorded with its endCall, before the result (as in the cascade)
@@ -101,10 +98,7 @@ async def test_transfer_call_tool_says_the_line_and_transfers(
     assert outcome.details["transferredTo"] == "+31201234567"
     assert [(t.destination, t.ok) for t in call.of(TransferAttempted)] == [("+31201234567", True)]
     assert words(await call.heard()) == words(SALES_LINE)
-    last = call.transport.last_played_at
-    assert last is not None
-    assert call.transport.hung_up_at is not None
-    assert call.transport.hung_up_at >= last  # transferred after the line was played
+    assert call.hung_up_after_the_last_word()  # transferred after the line was played
     instructions = [
         (e.get("response") or {}).get("instructions") for e in fake.received_of("response.create")
     ]

@@ -335,10 +335,7 @@ async def test_end_call_tool_hangs_up_after_the_goodbye(
 
     assert outcome.ended_reason == ended_reasons.ASSISTANT_ENDED_CALL
     assert call.transport.hung_up
-    last = call.transport.last_played_at
-    assert last is not None
-    assert call.transport.hung_up_at is not None
-    assert call.transport.hung_up_at >= last
+    assert call.hung_up_after_the_last_word()
     assert words(await call.heard()) == words("Thanks for calling, goodbye!")
     assert [t["function"]["name"] for t in fake_openai.requests[0]["tools"]] == ["endCall"]
     # the goodbye is recorded with its endCall, before the result (as on the realtime path)

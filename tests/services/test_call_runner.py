@@ -179,16 +179,14 @@ async def test_control_commands_from_the_api_reach_the_live_call(
     call_id = await stored_call(services, org, agent_id)
     transport = MemoryTransport(SystemClock())
     task = asyncio.create_task(runner(services).run(call_id, transport))
-    r = await api.post(f"/calls/{call_id}/control", json={"type": "say", "content": "Hi"})
+    say = {"type": "say", "content": "Please hold on for a moment."}
+    r = await api.post(f"/calls/{call_id}/control", json=say)
     for _ in range(200):  # 400 until the call is in progress
         if r.status_code == 200:
             break
         assert r.status_code == 400, r.text
         await asyncio.sleep(0.05)
-        r = await api.post(
-            f"/calls/{call_id}/control",
-            json={"type": "say", "content": "Please hold on for a moment."},
-        )
+        r = await api.post(f"/calls/{call_id}/control", json=say)
     assert r.status_code == 200, r.text
     await spoken_and_quiet(transport)
     assert {"hold", "moment"} <= set(words(await transcribe(transport.agent_audio())))

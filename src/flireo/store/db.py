@@ -1,16 +1,16 @@
 """The async engine and sessions.
 
-SQLite runs in WAL mode. Its write transactions start with ``BEGIN IMMEDIATE``
-so that concurrent writers queue on the busy timeout instead of failing with
-"database is locked" when a read lock would have to be upgraded; read-only
-sessions keep a deferred ``BEGIN`` so readers never block.
+SQLite runs in WAL mode, on the event loop's thread
+(:mod:`flireo.store.sqlite_driver` says why and how the loop is kept clear).
+Its write transactions start with ``BEGIN IMMEDIATE`` so that a writer holds
+the write lock from its first statement instead of failing with "database is
+locked" when a read lock would have to be upgraded; read-only sessions keep a
+deferred ``BEGIN`` so readers never block.
 
-SQLite has one writer at a time. Inside the process, writers also queue on an
-asyncio lock before they take a connection and ``BEGIN IMMEDIATE``: otherwise
-each waiting writer sits in SQLite's busy handler on a driver thread, holding
-a pooled connection and waking on its back-off steps (up to 100 ms late), which
-under load turns a 1 ms write into hundreds of milliseconds of queueing. The
-busy timeout still covers other processes (the CLI, a second server).
+SQLite has one writer at a time. Inside the process, writers queue on an
+asyncio lock (FIFO) before they take a connection and ``BEGIN IMMEDIATE``.
+Another process's writer (the CLI, a second server) is waited for with
+``asyncio.sleep`` between attempts, up to :data:`SQLITE_BUSY_TIMEOUT_S`.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -35,19 +36,16 @@ from flireo.store import sqlite_driver
 
 _write_txn: ContextVar[bool] = ContextVar("flireo_sqlite_write_txn", default=False)
 
-#: how long a writer waits for SQLite's write lock (in-process queue, then busy timeout)
+#: how long a writer waits for SQLite's write lock (in-process queue, then other processes)
 SQLITE_BUSY_TIMEOUT_S = 15.0
+#: first and longest pause between attempts to take a lock another process holds
+_RETRY_FIRST_S, _RETRY_MAX_S = 0.002, 0.05
 
 
 def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
     # take transaction control from the driver so we can choose BEGIN IMMEDIATE
     dbapi_conn.isolation_level = None
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
-    cur.close()
+    sqlite_driver.configure_loop_connection(dbapi_conn)
 
 
 def _sqlite_begin(conn: Connection) -> None:
@@ -61,7 +59,7 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         kwargs.setdefault("pool_size", 5)
         kwargs.setdefault("max_overflow", 15)
-        if parsed.get_driver_name() == "aiosqlite":  # one driver-thread trip per statement
+        if parsed.get_driver_name() in ("aiosqlite", "pysqlite"):  # on the loop's thread
             parsed = parsed.set(drivername=f"sqlite+{sqlite_driver.DRIVER}")
         engine = create_async_engine(parsed, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_connect)
@@ -115,7 +113,14 @@ class Database:
         self.url = url
         self.engine = create_engine(url, **engine_kwargs)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
-        self._writers = _WriterQueue() if self.engine.dialect.name == "sqlite" else None
+        sqlite = self.engine.dialect.name == "sqlite"
+        self._writers = _WriterQueue() if sqlite else None
+        path = self.engine.url.database
+        self.checkpointer = (
+            sqlite_driver.Checkpointer(path)
+            if sqlite and path and path != ":memory:" and not path.startswith("file:")
+            else None
+        )
 
     @property
     def dialect(self) -> str:
@@ -131,13 +136,45 @@ class Database:
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """One write transaction: committed on success, rolled back on error."""
         queue = self._writers.hold() if self._writers is not None else nullcontext()
-        async with queue, self.sessions() as session, session.begin():
+        async with queue:
+            session = await self._begin_write()
+            try:
+                yield session
+                await session.commit()
+            except BaseException:
+                await session.rollback()
+                raise
+            finally:
+                await session.close()
+            if self.checkpointer is not None:
+                self.checkpointer.committed()
+
+    async def _begin_write(self) -> AsyncSession:
+        """A session whose transaction has begun (``BEGIN IMMEDIATE`` on SQLite: the
+        write lock is ours); waits out another process's writer without blocking."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SQLITE_BUSY_TIMEOUT_S
+        pause = _RETRY_FIRST_S
+        while True:
+            session = self.sessions()
             token = _write_txn.set(True)
             try:
+                await session.begin()
                 await session.connection()  # BEGIN (IMMEDIATE on SQLite) happens here
+                return session
+            except OperationalError as exc:
+                await session.close()
+                if not sqlite_driver.is_locked(exc) or loop.time() + pause > deadline:
+                    raise
+            except BaseException:
+                await session.close()
+                raise
             finally:
                 _write_txn.reset(token)
-            yield session
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, _RETRY_MAX_S)
 
     async def dispose(self) -> None:
+        if self.checkpointer is not None:
+            await self.checkpointer.aclose()
         await self.engine.dispose()

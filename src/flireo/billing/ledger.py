@@ -36,7 +36,11 @@ async def record_usage(
         ).scalar_one_or_none()
         if existing is not None:
             return existing
-        number = await session.get(PhoneNumber, call.number_id) if call.number_id else None
+        number = (  # the number the call was made with is on the call already
+            await session.get(PhoneNumber, call.number_id)
+            if call.number_id and not call.assistant_phone
+            else None
+        )
     seconds = call.duration_seconds or 0
     minutes = billable_minutes(seconds)
     cost = cost_of(minutes, price_per_minute)

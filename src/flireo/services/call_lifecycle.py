@@ -62,9 +62,10 @@ class CallLifecycle:
         self._on_webhook = on_webhook or (lambda: None)
         self._on_analysis = on_analysis or (lambda: None)
 
-    async def open(self, call: Call, status: str) -> None:
+    async def open(self, call: Call, status: str, *, agent: Agent | None) -> None:
         """Store a new call record and move it on to ``status`` (e.g. ``connecting`` →
-        ``ringing``) with that status-update, in one transaction."""
+        ``ringing``) with that status-update, in one transaction. ``agent`` is the
+        call's agent as the caller just read it (its webhook settings)."""
         if status in FINAL_STATUSES:
             raise ValueError("use finish() to end a call")
         now = self.clock.now()
@@ -73,7 +74,7 @@ class CallLifecycle:
             moved = set_status(call, status, now=now)  # inserted at ``status``: one statement
             s.add(call)
             if moved:
-                queued = await outbox.enqueue_status(s, call, status, now=now)
+                queued = await outbox.enqueue_status(s, call, status, now=now, agent=agent)
         if queued is not None:
             self._on_webhook()
 
@@ -84,9 +85,11 @@ class CallLifecycle:
         *,
         error: str | None = None,
         owner_node: str | None = None,
+        agent: outbox.KnownAgent = outbox.LOAD,
     ) -> bool:
         """A non-final status change (``ringing``, ``in-progress``) and its webhook;
-        ``owner_node`` also marks which node runs the call (same transaction)."""
+        ``owner_node`` also marks which node runs the call (same transaction).
+        ``agent``: the call's agent read moments ago (else it is read here)."""
         if status in FINAL_STATUSES:
             raise ValueError("use finish() to end a call")
         now = self.clock.now()
@@ -98,7 +101,9 @@ class CallLifecycle:
                 call.owner_node = owner_node
             if not set_status(call, status, now=now):
                 return False
-            queued = await outbox.enqueue_status(s, call, status, now=now, error=error)
+            queued = await outbox.enqueue_status(
+                s, call, status, now=now, error=error, agent=agent
+            )
         if queued is not None:
             self._on_webhook()
         return True

@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 import structlog
 from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from flireo.bus.base import ControlAck, Registration
 from flireo.domain.usage import VendorUsage
@@ -45,6 +46,7 @@ from flireo.providers.tts.base import TextToSpeech
 from flireo.services.call_lifecycle import CallCompletion, CallLifecycle
 from flireo.services.container import Services
 from flireo.services.credentials import resolve_key
+from flireo.services.inbound import CallRows
 from flireo.services.session_config import build_session_config, effective_configs
 from flireo.store.tables import Agent, Call, PhoneNumber
 
@@ -79,6 +81,8 @@ class PreparedCall:
     org_id: str
     config: SessionConfig
     pipeline: Pipeline
+    #: the agent as read for this call (its webhook settings for the ``in-progress`` update)
+    agent: Agent | None = None
 
 
 def usage_of(outcome: CallOutcome) -> VendorUsage:
@@ -133,21 +137,23 @@ class CallRunner:
         self.sessions: dict[str, CallSession] = {}
 
     # --- set-up ---------------------------------------------------------------------
-    async def prepare(self, call_id: str) -> PreparedCall:
+    async def prepare(self, call_id: str, *, rows: CallRows | None = None) -> PreparedCall:
         """Everything the call needs before audio flows; raises :class:`CallSetupError`.
 
         Telephony calls this before answering, so a call that cannot run is
-        refused cleanly instead of being answered into silence.
+        refused cleanly instead of being answered into silence. ``rows``: the
+        call, agent and number its admission just read and wrote (not read again).
         """
         svc = self.svc
         async with svc.db.read() as s:
-            call = await s.get(Call, call_id)
-            if call is None:
-                raise CallSetupError(ended_reasons.UNKNOWN_ERROR, f"call {call_id} not found")
-            agent = await s.get(Agent, call.agent_id) if call.agent_id else None
+            agent: Agent | None
+            number: PhoneNumber | None
+            if rows is not None and rows.call.id == call_id:
+                call, agent, number = rows.call, rows.agent, rows.number
+            else:
+                call, agent, number = await self._rows(s, call_id)
             if agent is None or agent.org_id != call.org_id:
                 raise CallSetupError("assistant-not-found", "the call has no agent")
-            number = await s.get(PhoneNumber, call.number_id) if call.number_id else None
             secret = (
                 await svc.vault.reveal(s, call.org_id, agent.webhook_secret_id)
                 if agent.webhook_secret_id
@@ -168,7 +174,20 @@ class CallRunner:
             }
             org_id = call.org_id
         pipeline = self._pipeline(configs, keys)
-        return PreparedCall(call_id=call_id, org_id=org_id, config=config, pipeline=pipeline)
+        return PreparedCall(
+            call_id=call_id, org_id=org_id, config=config, pipeline=pipeline, agent=agent
+        )
+
+    @staticmethod
+    async def _rows(
+        s: AsyncSession, call_id: str
+    ) -> tuple[Call, Agent | None, PhoneNumber | None]:
+        call = await s.get(Call, call_id)
+        if call is None:
+            raise CallSetupError(ended_reasons.UNKNOWN_ERROR, f"call {call_id} not found")
+        agent = await s.get(Agent, call.agent_id) if call.agent_id else None
+        number = await s.get(PhoneNumber, call.number_id) if call.number_id else None
+        return call, agent, number
 
     def _pipeline(
         self, configs: Mapping[str, dict[str, Any]], keys: Mapping[str, str | None]
@@ -257,7 +276,9 @@ class CallRunner:
                 call_id, lambda cmd: self._control(session, cmd)
             )
             # owned by this node (restart recovery ends only its own calls), now live
-            await self.lifecycle.transition(call_id, "in-progress", owner_node=self.node_id)
+            await self.lifecycle.transition(
+                call_id, "in-progress", owner_node=self.node_id, agent=prepared.agent
+            )
             outcome = await session.run()
         except BaseException as exc:
             # cancelled (shutdown) or a bug before/around the session: still end once

@@ -45,6 +45,16 @@ _NOT_DIGITS = re.compile(r"[^0-9]")
 
 
 @dataclass(frozen=True)
+class CallRows:
+    """The stored call and what it was admitted with, as just read and written
+    (the runner prepares the session from them instead of reading them again)."""
+
+    call: Call
+    agent: Agent
+    number: PhoneNumber
+
+
+@dataclass(frozen=True)
 class Admission:
     #: 0 = answer the call; otherwise the SIP status to refuse it with
     status: int
@@ -54,6 +64,7 @@ class Admission:
     reject_message: str | None = None
     #: the trunk the call came through (its IPs are exempt from flood bans)
     trunk_id: str | None = None
+    rows: CallRows | None = None
 
     @property
     def answer(self) -> bool:
@@ -71,9 +82,17 @@ def number_candidates(dialed: str) -> list[str]:
     return list(dict.fromkeys([dialed, *found]))
 
 
-def _number_query(dialed: str) -> Select[PhoneNumber]:
+def _number_query(dialed: str) -> Select[PhoneNumber, SipTrunk, Agent, Organization]:
+    """The number with its trunk, agent and organization, in one statement."""
     candidates = number_candidates(dialed)
-    return select(PhoneNumber).where(PhoneNumber.phone_number.in_(candidates)).limit(1)
+    return (
+        select(PhoneNumber, SipTrunk, Agent, Organization)
+        .outerjoin(SipTrunk, SipTrunk.id == PhoneNumber.transfer_trunk_id)
+        .outerjoin(Agent, Agent.id == PhoneNumber.agent_id)
+        .outerjoin(Organization, Organization.id == PhoneNumber.org_id)
+        .where(PhoneNumber.phone_number.in_(candidates))
+        .limit(1)
+    )
 
 
 async def trunk_ips(services: Services) -> set[str]:
@@ -99,15 +118,11 @@ async def admit_inbound(
     caller: str | None,
     source_ip: str,
 ) -> Admission:
-    async with services.db.read() as s:  # one read: number, trunk, agent, organization
-        number = (await s.execute(_number_query(dialed))).scalar_one_or_none()
-        if number is None:
-            return Admission(404, "Not Found")
-        trunk = (
-            await s.get(SipTrunk, number.transfer_trunk_id) if number.transfer_trunk_id else None
-        )
-        agent = await s.get(Agent, number.agent_id) if number.agent_id else None
-        org = await s.get(Organization, number.org_id)
+    async with services.db.read() as s:  # one statement: number, trunk, agent, organization
+        found = (await s.execute(_number_query(dialed))).first()
+    if found is None:
+        return Admission(404, "Not Found")
+    number, trunk, agent, org = found
     if trunk is not None and not ip_allowed(source_ip, list(trunk.allowed_ips or [])):
         log.warning("inbound call from an address the trunk does not allow", source=source_ip)
         return Admission(403, "Forbidden")
@@ -126,9 +141,10 @@ async def admit_inbound(
         business_name=agent.business_name,
         owner_node=services.settings.node_id,
     )
-    await lifecycle.open(call, "ringing")
+    await lifecycle.open(call, "ringing", agent=agent)
     call_id = call.id
     trunk_id = trunk.id if trunk else None
+    rows = CallRows(call, agent, number)
     if org.minutes_balance <= 0:
         await lifecycle.finish(
             call_id,
@@ -140,7 +156,7 @@ async def admit_inbound(
         )
         return Admission(0, call_id=call_id, reject_message=NO_CREDIT_MESSAGE, trunk_id=trunk_id)
     if not outbox.wants(agent, "assistant-request"):
-        return Admission(0, call_id=call_id, trunk_id=trunk_id)
+        return Admission(0, call_id=call_id, trunk_id=trunk_id, rows=rows)
     async with services.db.read() as s:
         secret = (
             await services.vault.reveal(s, call.org_id, agent.webhook_secret_id)
@@ -173,4 +189,5 @@ async def admit_inbound(
             stored = await s.get(Call, call_id)
             if stored is not None:
                 stored.overrides = {**(stored.overrides or {}), **decision.overrides}
-    return Admission(0, call_id=call_id, trunk_id=trunk_id)
+                call.overrides = stored.overrides
+    return Admission(0, call_id=call_id, trunk_id=trunk_id, rows=rows)

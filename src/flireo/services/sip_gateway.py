@@ -263,7 +263,7 @@ class SipGateway:
                 await self._say_and_hang_up(leg, admission.reject_message)
             return
         try:
-            prepared = await self.runner.prepare(call_id)
+            prepared = await self.runner.prepare(call_id, rows=admission.rows)
         except CallSetupError as exc:
             await incoming.reject(503, "Service Unavailable")
             await self.runner.fail(call_id, exc.ended_reason, exc.error, answered=False)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from enum import Enum
+from typing import Any, Final, Literal
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,6 +20,16 @@ from flireo.store.tables import Agent, Call, PhoneNumber, WebhookEvent
 from flireo.webhooks import payloads
 
 ASYNC_EVENTS = ("status-update", "end-of-call-report")
+
+
+class _Load(Enum):
+    LOAD = "load"
+
+
+#: ``agent=`` default of :func:`enqueue`: read the call's agent in the session
+LOAD: Final = _Load.LOAD
+#: the call's agent as the caller holds it, or :data:`LOAD`
+KnownAgent = Agent | None | Literal[_Load.LOAD]
 
 
 def wants(agent: Agent | None, event_type: str) -> bool:
@@ -51,26 +62,32 @@ async def enqueue(
     now: datetime,
     render: Callable[[str | None], dict[str, Any]] | None = None,
     hold_until: datetime | None = None,
+    agent: KnownAgent = LOAD,
 ) -> WebhookEvent | None:
     """Add an event for ``call``'s agent; None when the agent does not take it.
 
     ``render`` makes the payload from the number's name, only for an agent that
     takes the event. A ``hold_until`` event waits (status ``held``) until that
     time or until :func:`release` is called; without ``render`` its payload is
-    rendered when it is released.
+    rendered when it is released. ``agent``: the call's agent as the caller just
+    read it (its webhook settings decide), instead of reading it again.
     """
-    agent = await session.get(Agent, call.agent_id) if call.agent_id else None
-    if agent is None or not wants(agent, event_type):
+    taker = (
+        (await session.get(Agent, call.agent_id) if call.agent_id else None)
+        if isinstance(agent, _Load)
+        else agent
+    )
+    if taker is None or not wants(taker, event_type):
         return None
-    assert agent.webhook_url is not None
+    assert taker.webhook_url is not None
     payload = render(await number_name(session, call)) if render is not None else None
     event = WebhookEvent(
         org_id=call.org_id,
         call_id=call.id,
-        agent_id=agent.id,
+        agent_id=taker.id,
         event_type=event_type,
         seq=await _next_seq(session, call.id),
-        url=agent.webhook_url,
+        url=taker.webhook_url,
         payload=payload,
         status="held" if hold_until is not None else "pending",
         hold_until=hold_until,
@@ -84,12 +101,18 @@ async def enqueue(
 
 
 async def enqueue_status(
-    session: AsyncSession, call: Call, status: str, *, now: datetime, error: str | None = None
+    session: AsyncSession,
+    call: Call,
+    status: str,
+    *,
+    now: datetime,
+    error: str | None = None,
+    agent: KnownAgent = LOAD,
 ) -> WebhookEvent | None:
     def render(name: str | None) -> dict[str, Any]:
         return payloads.status_update(call, number_name=name, now=now, status=status, error=error)
 
-    return await enqueue(session, call, "status-update", now=now, render=render)
+    return await enqueue(session, call, "status-update", now=now, render=render, agent=agent)
 
 
 async def release(session: AsyncSession, call_id: str, event_type: str, *, now: datetime) -> None:

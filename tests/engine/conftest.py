@@ -27,6 +27,7 @@ from flireo.providers.llm.openai_compat import OpenAICompatibleLLM
 from flireo.providers.realtime.xai import XaiRealtimeModel
 from flireo.providers.stt.local_whisper import WhisperSTT, load_whisper_model
 from flireo.providers.tts.local_piper import PiperTTS, load_piper_voice
+from tests.engine.harness import Call
 from tests.fakes.deepgram import fake_deepgram
 from tests.fakes.openai_chat import FakeOpenAI, fake_openai
 from tests.fakes.server import ServerThread, serve
@@ -88,6 +89,13 @@ def realtime_model(fake_xai_realtime: FakeXaiRealtime) -> XaiRealtimeModel:
     return XaiRealtimeModel(
         api_key=fake_xai_realtime.api_key, model="grok-voice-latest", url=fake_xai_realtime.url
     )
+
+
+async def vendor_listening(call: Call, fake: FakeXaiRealtime) -> None:
+    """Wait until the call's realtime session is configured (``session.update`` was
+    answered): server events scripted from then on reach the session, in order.
+    ``start_call`` returns before that (the call is live while it connects)."""
+    await call.until(lambda: bool(fake.session), what="the realtime session configured")
 
 
 async def spoken_reply(text: str, *, delta_delay: float = 0.0, **more: Any) -> SpokenReply:

@@ -13,7 +13,7 @@ from flireo.engine.config import CallInfo, VoicemailDetection
 from flireo.engine.events import CallerInterrupted
 from flireo.engine.realtime_session import VERBATIM
 from flireo.providers.realtime.xai import XaiRealtimeModel
-from tests.engine.conftest import make_config, spoken_reply
+from tests.engine.conftest import make_config, spoken_reply, vendor_listening
 from tests.engine.harness import start_call
 from tests.fakes.xai_realtime import FakeXaiRealtime
 from tests.speech import words
@@ -46,6 +46,7 @@ async def test_voicemail_greeting_ends_the_call(
         voicemail=VoicemailDetection(enabled=True, message=message),
     )
     call = await start_call(config, http=http, realtime=realtime_model)
+    await vendor_listening(call, fake)
     # the mailbox greeting: the vendor's VAD hears it and its model starts answering it
     # (in real time) before its transcript of the greeting arrives
     fake.speech_started()
@@ -91,6 +92,7 @@ async def test_person_answering_gets_the_first_message(
         call=OUTBOUND, first_message=FIRST, voicemail=VoicemailDetection(enabled=True, message=LEFT)
     )
     call = await start_call(config, http=http, realtime=realtime_model)
+    await vendor_listening(call, fake)
     fake.speech_started()
     fake.speech_stopped()
     fake.user_transcript("Hello?")

@@ -92,11 +92,19 @@ class CascadeConversation:
 
     async def run(self) -> None:
         assert self._turns is not None
-        async with asyncio.TaskGroup() as tg:
-            self._tg = tg
-            tg.create_task(self._listen(), name="cascade-listen")
-            tg.create_task(self._transcripts(), name="cascade-transcripts")
-            tg.create_task(self._work(), name="cascade-activities")
+        # no local name for the group: a cancelled call's traceback keeps this frame,
+        # and the group refers to our task, so a local would tie the whole call into
+        # a reference cycle only a full GC pass frees
+        self._tg = asyncio.TaskGroup()
+        try:
+            async with self._tg:
+                self._tg.create_task(self._listen(), name="cascade-listen")
+                self._tg.create_task(self._transcripts(), name="cascade-transcripts")
+                self._tg.create_task(self._work(), name="cascade-activities")
+        except asyncio.CancelledError as exc:
+            raise exc.with_traceback(None)
+        finally:
+            self._tg = None
 
     async def close(self) -> None:
         for activity in self._queue:
@@ -106,6 +114,7 @@ class CascadeConversation:
             with contextlib.suppress(Exception, TimeoutError):
                 async with asyncio.timeout(3.0):
                     await self._stream.aclose()
+        self._turns = None  # it refers back to this conversation (its listener)
 
     async def _listen(self) -> None:
         assert self._turns is not None

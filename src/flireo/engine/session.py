@@ -192,6 +192,9 @@ class CallSession:
             if not pump_task.done():
                 pump_task.cancel()
             await asyncio.wait([pump_task])
+            # the context refers back to this session (tools spawn through it): let
+            # the call's objects go by reference counting, not a full GC pass
+            self._ctx = None
         return self.outcome
 
     def _context(self) -> CallContext:

@@ -364,6 +364,8 @@ class SipGateway:
             if not leg.bridged:
                 self.legs.pop(leg.call_id, None)
                 leg.rtp.close()
+                leg.dialog.on_info = None  # its closure refers to the transport, and back
+                leg.transport = None
 
     async def _watch_bye(self, leg: Leg, transport: SipMediaTransport) -> None:
         await leg.dialog.ended.wait()

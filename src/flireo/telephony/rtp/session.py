@@ -264,6 +264,10 @@ class RtpSession:
         callbacks, self._close_callbacks = self._close_callbacks, []
         for callback in callbacks:
             callback()
+        # callbacks are often bound methods of our owner, which refers to us: drop
+        # them so a finished call's objects go by reference counting
+        self.on_dtmf = None
+        self._sink = None
 
     async def aclose(self) -> None:
         """:meth:`close` (the pacer never touches a closed session again)."""

@@ -119,7 +119,9 @@ class VoiceActivityDetector:
 
     def _clear(self) -> None:
         self._n_pending = 0
-        self._quiet_frames = 0
+        # nothing heard yet counts as quiet: the gate starts closed, and the first
+        # frame webrtcvad calls speech opens it (with the replay, as always)
+        self._quiet_frames = GATE_QUIET_FRAMES
         self._replayable = 0  # skipped chunks at the end of _replay_audio, up to the cap
         self._queued.clear()
         self._probability = 0.0

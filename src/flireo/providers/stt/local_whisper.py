@@ -134,7 +134,8 @@ class WhisperSTT:
     ) -> SpeechToTextStream:
         _check_language(language)
         try:
-            await run_cpu(load_whisper_model)
+            if _model is None:  # loaded once per process; later calls need no thread
+                await run_cpu(load_whisper_model)
         except ProviderError:
             raise
         except Exception as exc:

@@ -274,8 +274,6 @@ class Probe:
             },
             # objects a full collection walks (frozen ones are skipped)
             "gc_objects": {"tracked": len(gc.get_objects()), "frozen": gc.get_freeze_count()},
-            # objects a full collection walks (frozen ones are skipped)
-            "gc_objects": {"tracked": len(gc.get_objects()), "frozen": gc.get_freeze_count()},
             "first_audio_s": list(self.first_audio_s),
             "db_sessions": dict(self.db_sessions.most_common()),
             "db_begin_wait_ms": {
@@ -947,7 +945,6 @@ def setup_step(
         "loop_lag_ms": stats["loop_lag_ms"],
         "gc_pauses": stats["gc_pauses"],
         "gc_objects": stats["gc_objects"],
-        "gc_objects": stats["gc_objects"],
         "server_cpu_ms_per_call": round(1000 * used["server_cpu_s"] / calls, 1),
         **{k: v for k, v in used.items() if k != "server_cpu_s"},
         "others_cpu_pct_before": others_before,
@@ -1094,9 +1091,6 @@ def concurrency_test(
             "loop_lag_ms": stats["loop_lag_ms"],
             "gc_pauses": stats["gc_pauses"],
             "gc_objects": stats["gc_objects"],
-        "gc_objects": stats["gc_objects"],
-            "gc_objects": stats["gc_objects"],
-        "gc_objects": stats["gc_objects"],
             "server_cpu_pct_per_call": round(used["server_cpu_pct"] / level, 3),
             **{k: v for k, v in used.items() if k != "server_cpu_s"},
         }

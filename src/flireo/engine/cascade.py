@@ -102,7 +102,7 @@ class CascadeConversation:
                 self._tg.create_task(self._transcripts(), name="cascade-transcripts")
                 self._tg.create_task(self._work(), name="cascade-activities")
         except asyncio.CancelledError as exc:
-            raise exc.with_traceback(None)
+            raise exc.with_traceback(None) from None
         finally:
             self._tg = None
 

@@ -101,9 +101,7 @@ class CallLifecycle:
                 call.owner_node = owner_node
             if not set_status(call, status, now=now):
                 return False
-            queued = await outbox.enqueue_status(
-                s, call, status, now=now, error=error, agent=agent
-            )
+            queued = await outbox.enqueue_status(s, call, status, now=now, error=error, agent=agent)
         if queued is not None:
             self._on_webhook()
         return True

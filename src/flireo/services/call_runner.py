@@ -179,9 +179,7 @@ class CallRunner:
         )
 
     @staticmethod
-    async def _rows(
-        s: AsyncSession, call_id: str
-    ) -> tuple[Call, Agent | None, PhoneNumber | None]:
+    async def _rows(s: AsyncSession, call_id: str) -> tuple[Call, Agent | None, PhoneNumber | None]:
         call = await s.get(Call, call_id)
         if call is None:
             raise CallSetupError(ended_reasons.UNKNOWN_ERROR, f"call {call_id} not found")

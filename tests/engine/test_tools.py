@@ -383,6 +383,15 @@ async def test_transfer_call_tool_says_message_and_transfers(
         "sip:support@example.com",
     ]
 
+    # the destination's line is a fixed phrase: the next call replays it, nothing synthesized
+    fake_openai.enqueue(Reply.call("transferCall", {"destination": "+31201234567"}))
+    again = await start_call(make_config(tools=(TRANSFER,)), http=http, llm=llm, stt=stt, tts=tts)
+    await ask(again, "The caller wants to buy something.")
+    second = await again.finished()
+    assert again.transport.transfers == ["+31201234567"]
+    assert words(await again.heard()) == words("Let me connect you with sales.")
+    assert second.usage.tts_characters == 0
+
 
 async def test_refused_transfer_is_reported_to_the_llm_and_the_call_goes_on(
     fake_openai: FakeOpenAI,

@@ -258,7 +258,9 @@ class Replier:
             result = error_result(call, f"unknown destination {target!r}")
         else:
             if destination.message:
-                await self._say_extra(destination.message, None, in_history=False)
+                await self._say_extra(
+                    destination.message, None, in_history=False, source="transfer"
+                )
             await self._playout.drained()
             outcome = await ctx.transfer(destination.target)
             if outcome.ok:

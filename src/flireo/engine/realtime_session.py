@@ -109,11 +109,18 @@ class RealtimeConversation:
                     await self._session.add_message(message.role, message.content)
 
     async def run(self) -> None:
-        async with asyncio.TaskGroup() as tg:
-            self._tg = tg
-            tg.create_task(self._send_audio(), name="realtime-audio-up")
-            tg.create_task(self._send_requests(), name="realtime-requests")
-            tg.create_task(self._receive(), name="realtime-events")
+        # as in the cascade: no local name for the group, and its cancellation re-raised
+        # without the group's traceback, so a finished call is not a reference cycle
+        self._tg = asyncio.TaskGroup()
+        try:
+            async with self._tg:
+                self._tg.create_task(self._send_audio(), name="realtime-audio-up")
+                self._tg.create_task(self._send_requests(), name="realtime-requests")
+                self._tg.create_task(self._receive(), name="realtime-events")
+        except asyncio.CancelledError as exc:
+            raise exc.with_traceback(None) from None
+        finally:
+            self._tg = None
 
     async def close(self) -> None:
         for response in self._requested:

@@ -32,7 +32,12 @@ The CPU is the whole process's: the memory transport and the fakes (which only
 sleep) are counted with the engine, so the figure is on the safe side.
 
 Targets (issue "call engine"): added p95 ≤ 20 ms at 50 concurrent sessions;
-≥ 100 concurrent sessions per core.
+≥ 100 concurrent sessions per core. The verdict takes the largest level whose
+added p95 stays within 20 ms: it passes when that level ran ≥ 100 sessions at
+once on less than one core, and ``sessions_per_core`` is that level's sessions
+divided by the cores it kept busy. (A small level's CPU per session is mostly
+the process's fixed cost, the probe and the collector, spread over few calls:
+it is reported per level but says nothing of how many calls a core carries.)
 
 This box is shared (other jobs' tests and benchmarks may run beside it), and a
 descheduled process shows up as tens of milliseconds of "added" latency that is
@@ -248,13 +253,13 @@ class CallerTransport(MemoryTransport):
             self.replies_played.append(self._clock.monotonic())
             self._waiting_reply = False
 
-    async def audio(self) -> AsyncIterator[bytes]:
-        async for frame in super().audio():
-            if frame is self._last_speech:
-                self.speech_ends.append(self._clock.monotonic())
-                self._last_speech = None
-                self._waiting_reply = True
-            yield frame
+    def _caller_frame(self) -> bytes:
+        frame = super()._caller_frame()
+        if frame is self._last_speech:
+            self.speech_ends.append(self._clock.monotonic())
+            self._last_speech = None
+            self._waiting_reply = True
+        return frame
 
 
 class TurnSink:
@@ -453,11 +458,20 @@ async def run_levels(
 
 def verdict(levels: list[dict[str, Any]]) -> dict[str, Any]:
     at50 = next((lv for lv in levels if lv["sessions"] == 50), None)
+    within = [lv for lv in levels if lv["added_ms"]["p95"] <= 20.0]
+    carried = max(within, key=lambda lv: lv["sessions"], default=None)
     return {
         "added_p95_ms_at_50": at50["added_ms"]["p95"] if at50 else None,
         "added_p95_ok": bool(at50 and at50["added_ms"]["p95"] <= 20.0),
-        "sessions_per_core": min(lv["sessions_per_core"] for lv in levels),
-        "sessions_per_core_ok": all(lv["sessions_per_core"] >= 100 for lv in levels),
+        # the most sessions run at once within the latency target, and the cores they used
+        "max_sessions_within_target": carried["sessions"] if carried else None,
+        "cores_busy_at_max": carried["cores_busy"] if carried else None,
+        "sessions_per_core": (
+            int(carried["sessions"] / carried["cores_busy"]) if carried else None
+        ),
+        "sessions_per_core_ok": bool(
+            carried and carried["sessions"] >= 100 and carried["cores_busy"] < 1.0
+        ),
     }
 
 

@@ -10,10 +10,10 @@ import socket
 import pytest
 
 from flireo.media.frames import FRAME_BYTES
+from flireo.media.ticker import TICK_S, ticker_for
 from flireo.telephony.media_transport import SipMediaTransport
 from flireo.telephony.rtp.packet import RtpPacket
 from flireo.telephony.rtp.session import RtpSession
-from flireo.telephony.rtp.ticker import TICK_S, ticker_for
 from tests.telephony.rtp_helpers import UdpSink, VirtualClock, audio_packets, until
 
 

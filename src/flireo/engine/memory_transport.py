@@ -1,9 +1,11 @@
 """An :class:`~flireo.engine.transport.AudioTransport` in memory, paced on the clock.
 
-It behaves like a phone line: :meth:`MemoryTransport.audio` yields one 20 ms
-caller frame every 20 ms of clock time (the caller's queued speech, else
-silence), and on the same tick one 20 ms frame of queued agent audio is
-"played" and logged with its timestamp. The other side (a test, a benchmark,
+It behaves like a phone line: every 20 ms of clock time one 20 ms frame of
+queued agent audio is "played" and logged with its timestamp, and one 20 ms
+caller frame (the caller's queued speech, else silence) is heard. The engine
+listens through :meth:`MemoryTransport.listen`, ticked by the clock's shared
+pacer (:mod:`flireo.media.ticker`) as RTP calls are; :meth:`MemoryTransport.audio`
+yields the same frames from a task of its own. The other side (a test, a benchmark,
 later a browser websocket) pushes caller audio, presses keys, hangs up, and
 reads what the agent sent, when, and what it did (DTMF, transfers, hang-up).
 """
@@ -22,9 +24,9 @@ from flireo.engine.transport import (
     RemoteHangup,
     TransferResult,
     TransportEvent,
-    pump,
 )
 from flireo.media.frames import BYTES_PER_SAMPLE, FRAME_BYTES, FRAME_MS
+from flireo.media.ticker import ticker_for
 
 _FRAME_S = FRAME_MS / 1000
 _SILENCE = bytes(FRAME_BYTES)
@@ -68,6 +70,8 @@ class MemoryTransport:
         self.hung_up = False
         self.hung_up_at: float | None = None
         self._closed = False
+        self._sink: FrameSink | None = None
+        self._listening: asyncio.Future[None] | None = None
 
     # --- AudioTransport (the engine's side) ----------------------------------------------
     async def audio(self) -> AsyncIterator[bytes]:
@@ -84,16 +88,44 @@ class MemoryTransport:
             if self.closed:  # hung up while we waited
                 return
             self._play_frame()
-            if self._in:
-                frame = self._in.popleft()
-                if not self._in:
-                    self._in_empty.set()
-            else:
-                frame = _SILENCE
-            yield frame
+            yield self._caller_frame()
 
     async def listen(self, sink: FrameSink) -> None:
-        await pump(self.audio(), sink)
+        """Frames to ``sink`` on the clock's shared 20 ms pacer, until the line closes."""
+        if self._closed:
+            return
+        self._sink = sink
+        self._listening = asyncio.get_running_loop().create_future()
+        ticker = ticker_for(self._clock)
+        ticker.add(self)
+        try:
+            await self._listening
+        finally:
+            ticker.discard(self)
+            self._sink = None
+
+    # the pacer's side (flireo.media.ticker.Ticked)
+    def send_tick(self, deadline: float, skipped: int) -> None:
+        self._play_frame()  # ticks the pacer gave up play nothing, as RTP sends nothing
+
+    def receive_tick(self, skipped: int) -> None:
+        sink = self._sink
+        for _ in range(skipped + 1):
+            if self._closed or sink is None:
+                return
+            sink(self._caller_frame())
+
+    def tick_failed(self) -> None:
+        self._close()
+
+    def _caller_frame(self) -> bytes:
+        """This tick's caller frame: queued speech, else silence."""
+        if not self._in:
+            return _SILENCE
+        frame = self._in.popleft()
+        if not self._in:
+            self._in_empty.set()
+        return frame
 
     async def events(self) -> AsyncIterator[TransportEvent]:
         while (event := await self._events.get()) is not None:
@@ -136,6 +168,8 @@ class MemoryTransport:
         if not self._closed:
             self._closed = True
             self._events.put_nowait(None)
+            if self._listening is not None and not self._listening.done():
+                self._listening.set_result(None)
 
     def _play_frame(self) -> None:
         if not self._out_bytes:

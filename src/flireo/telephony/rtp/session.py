@@ -11,7 +11,7 @@ Life cycle (driven by the SIP dialog)::
     await rtp.aclose()                      # or close() from synchronous code
 
 **Pacing.** Every session of an event loop is ticked by one shared 20 ms
-pacer (:mod:`~flireo.telephony.rtp.ticker`) on absolute deadlines of the
+pacer (:mod:`~flireo.media.ticker`) on absolute deadlines of the
 injected monotonic clock. Each tick plays one 20 ms slot of caller audio out
 of the jitter buffer and sends one packet (:class:`OutboundStream`). After a
 stalled loop the oldest overdue ticks are skipped rather than burst out (the
@@ -47,6 +47,7 @@ from typing import Any, Final
 
 from flireo.clock import Clock, SystemClock
 from flireo.media.frames import FRAME_MS
+from flireo.media.ticker import MAX_BURST, TICK_S, Ticker, ticker_for
 from flireo.telephony.rtp.codec import CODECS, COMFORT_NOISE, PCMU, codec_for
 from flireo.telephony.rtp.digits import DigitDetector
 from flireo.telephony.rtp.jitter import JitterBuffer
@@ -55,7 +56,6 @@ from flireo.telephony.rtp.packet import RtpPacket, RtpParseError
 from flireo.telephony.rtp.playout import Playout
 from flireo.telephony.rtp.ports import PortAllocator
 from flireo.telephony.rtp.stats import LatenessHistogram, RtpStats
-from flireo.telephony.rtp.ticker import MAX_BURST, TICK_S, Ticker, ticker_for
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""One 20 ms pacer for every RTP session of an event loop (and clock).
+"""One 20 ms pacer for every call of an event loop (and clock): RTP sessions, in-memory lines.
 
 A task per session that sleeps until its next deadline costs a timer, a
 future and a task switch per call every 20 ms: at 200 calls, 10,000 wake-ups

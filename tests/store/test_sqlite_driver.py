@@ -122,25 +122,40 @@ async def _loop_lag_while(work: asyncio.Future[object]) -> float:
     return worst
 
 
+def _other_writer(path: Path, hold_s: float, holding: threading.Event) -> None:
+    """Another program (the CLI, say) on its own thread: takes the write lock, writes,
+    holds it ``hold_s``, commits (its own fsync, off our loop)."""
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("INSERT INTO rows (name) VALUES ('theirs')")
+        holding.set()
+        time.sleep(hold_s)
+        other.execute("COMMIT")
+    finally:
+        other.close()
+
+
 async def test_another_process_writer_is_waited_for_without_blocking_the_loop(
     tmp_path: Path,
 ) -> None:
     db = await _db(tmp_path)
-    other = sqlite3.connect(tmp_path / "x.db", isolation_level=None)  # the CLI, say
-    other.execute("BEGIN IMMEDIATE")
-    other.execute("INSERT INTO rows (name) VALUES ('theirs')")
+    holding = threading.Event()
+    theirs = asyncio.ensure_future(
+        asyncio.to_thread(_other_writer, tmp_path / "x.db", 0.4, holding)
+    )
+    await asyncio.to_thread(holding.wait, 10)
 
     async def ours() -> None:
         async with db.transaction() as s:
             s.add(Row(name="ours"))
 
     write = asyncio.ensure_future(ours())
-    asyncio.get_running_loop().call_later(0.4, other.execute, "COMMIT")
     lag = await _loop_lag_while(write)
     await write
+    await theirs
     async with db.read() as s:
         names = (await s.execute(select(Row.name).order_by(Row.id))).scalars().all()
-    other.close()
     await db.dispose()
     assert names == ["theirs", "ours"]  # it waited for the other writer, then committed
     # while it waited the loop kept running: at worst one busy-timeout step late

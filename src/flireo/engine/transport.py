@@ -33,12 +33,6 @@ class TransferResult:
 FrameSink = Callable[[bytes], None]
 
 
-async def pump(frames: AsyncIterator[bytes], sink: FrameSink) -> None:
-    """:meth:`AudioTransport.listen` for a transport that only has an iterator."""
-    async for frame in frames:
-        sink(frame)
-
-
 class AudioTransport(Protocol):
     """Engine side is always 16 kHz mono s16le (see :mod:`flireo.media.frames`)."""
 
@@ -50,9 +44,9 @@ class AudioTransport(Protocol):
         """The frames of :meth:`audio`, handed to ``sink`` as they arrive; returns
         when the media ends. Use one or the other, once.
 
-        The engine listens this way: a transport that produces frames in a
-        callback (the RTP pacer) calls ``sink`` right there, so a call's frame
-        costs no task switch; others :func:`pump` their iterator."""
+        The engine listens this way: the transport calls ``sink`` in its own
+        tick (the shared pacer of :mod:`flireo.media.ticker`), so a call's frame
+        costs no task switch."""
         ...
 
     def events(self) -> AsyncIterator[TransportEvent]:

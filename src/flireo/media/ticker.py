@@ -45,7 +45,7 @@ class Ticked(Protocol):
         ...
 
     def tick_failed(self) -> None:
-        """:meth:`tick` raised: stop this session (the others go on)."""
+        """A tick of this member raised: stop it (the others go on)."""
         ...
 
 
@@ -64,7 +64,7 @@ class Ticker:
     def add(self, member: Ticked) -> None:
         self._members[member] = None
         if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="rtp-ticker")
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="media-ticker")
 
     def discard(self, member: Ticked) -> None:
         self._members.pop(member, None)
@@ -106,27 +106,23 @@ class Ticker:
             k += 1
 
     def _failed(self, member: Ticked) -> None:
-        log.exception("RTP tick failed; stopping that session")
+        log.exception("a 20 ms tick failed; stopping that call's media")
         self._members.pop(member, None)
         member.tick_failed()
 
 
-_tickers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, Ticker]] = (
+_tickers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Clock, Ticker]] = (
     weakref.WeakKeyDictionary()
 )
 
 
 def ticker_for(clock: Clock) -> Ticker:
-    """The running loop's ticker for ``clock`` (created on first use).
-
-    Keyed by the clock object: sessions given the same clock share one task. A
-    ticker keeps its clock alive, so the key cannot be reused while it exists.
-    """
-    loop = asyncio.get_running_loop()
-    by_clock = _tickers.setdefault(loop, {})
-    ticker = by_clock.get(id(clock))
-    if ticker is None or ticker.clock is not clock:
-        ticker = by_clock[id(clock)] = Ticker(clock)
+    """The running loop's ticker for ``clock`` (created on first use): members
+    given the same clock object share one task."""
+    by_clock = _tickers.setdefault(asyncio.get_running_loop(), {})
+    ticker = by_clock.get(clock)
+    if ticker is None:
+        ticker = by_clock[clock] = Ticker(clock)
     return ticker
 
 

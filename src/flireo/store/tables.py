@@ -22,6 +22,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.expression import true as sa_true
 
 from flireo.clock import utcnow
 from flireo.store.types import Json, UTCDateTime
@@ -67,6 +68,8 @@ class Organization(Timestamps, Base):
     max_concurrent_calls: Mapped[int | None] = mapped_column(Integer)
     #: capacity campaigns must leave free for inbound calls
     reserved_inbound_calls: Mapped[int] = mapped_column(Integer, default=0)
+    #: days a call recording is kept (0 = forever); see recordings/retention.py
+    recording_retention_days: Mapped[int] = mapped_column(Integer, default=30, server_default="30")
 
 
 class ApiKey(Base):
@@ -136,6 +139,9 @@ class Agent(Timestamps, Base):
     #: set when the webhook endpoint answered 410 Gone: no more deliveries
     webhook_disabled_at: Mapped[datetime | None]
     webhook_disabled_reason: Mapped[str | None] = mapped_column(String(200))
+    #: call recording (stereo: caller left, agent right) and its container
+    recording_enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=sa_true())
+    recording_format: Mapped[str] = mapped_column(String(8), default="wav", server_default="wav")
 
 
 class ToolTemplate(Timestamps, Base):
@@ -240,6 +246,16 @@ class Call(Timestamps, Base):
     #: post-call analysis: none | pending | done | failed | skipped
     analysis_status: Mapped[str | None] = mapped_column(String(16))
     analysis_error: Mapped[str | None] = mapped_column(Text)
+    #: recording: none (not recorded) | pending (upload queued) | stored | deleted
+    recording_status: Mapped[str | None] = mapped_column(String(16))
+    recording_format: Mapped[str | None] = mapped_column(String(8))
+    #: storage keys (see recordings/storage.py) of the stereo file and the mono mix
+    recording_key: Mapped[str | None] = mapped_column(String(512))
+    recording_mono_key: Mapped[str | None] = mapped_column(String(512))
+    recording_duration_seconds: Mapped[float | None] = mapped_column(Float)
+    recording_error: Mapped[str | None] = mapped_column(Text)
+    #: when the recording was made (the retention clock starts here)
+    recorded_at: Mapped[datetime | None] = mapped_column(index=True)
 
 
 class UsageLog(Base):
@@ -406,3 +422,29 @@ class DoNotCall(Base):
     #: api | caller-request | agent
     source: Mapped[str] = mapped_column(String(32), default="api")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RecordingUpload(Base):
+    """A finished recording whose upload to storage failed: retried from this durable
+    row (lease pattern of the webhook outbox). The files wait in the spool directory of
+    the node that took the call, so only that node (``node_id``) claims the row."""
+
+    __tablename__ = "recording_uploads"
+    __table_args__ = (Index("ix_recording_uploads_due", "node_id", "status", "next_attempt_at"),)
+    call_id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    org_id: Mapped[str] = org_fk()
+    node_id: Mapped[str] = mapped_column(String(64))
+    format: Mapped[str] = mapped_column(String(8))
+    stereo_path: Mapped[str] = mapped_column(String(1024))
+    mono_path: Mapped[str] = mapped_column(String(1024))
+    duration_seconds: Mapped[float] = mapped_column(Float)
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: pending | done | failed (given up: files kept, see the error)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_expires_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

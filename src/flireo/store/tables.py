@@ -178,6 +178,9 @@ class SipTrunk(Base):
     host: Mapped[str] = mapped_column(String(255))
     port: Mapped[int] = mapped_column(Integer, default=5060)
     transport: Mapped[str] = mapped_column(String(8), default="udp")
+    #: SRTP towards this trunk: off (plain RTP), optional (answer SRTP when
+    #: offered), mandatory (offer RTP/SAVP only, refuse plain RTP)
+    srtp: Mapped[str] = mapped_column(String(16), default="optional", server_default="optional")
     username: Mapped[str | None] = mapped_column(String(200))
     password_secret_id: Mapped[str | None] = mapped_column(
         String(36), ForeignKey("secrets.id", ondelete="SET NULL")

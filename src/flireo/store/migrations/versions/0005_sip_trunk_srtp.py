@@ -1,0 +1,30 @@
+"""sip trunk srtp policy
+
+Revision ID: 0005
+Revises: 0004
+Create Date: 2026-12-07 16:30:00.000000
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0005"
+down_revision: str | None = "0004"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("sip_trunks", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("srtp", sa.String(length=16), server_default="optional", nullable=False)
+        )
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("sip_trunks", schema=None) as batch_op:
+        batch_op.drop_column("srtp")

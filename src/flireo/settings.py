@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     # --- API limits -------------------------------------------------------
     rate_limit_per_minute: int = 100
     control_rate_limit_per_minute: int = 10
+    #: failed authentications per source address per minute before 429s
+    auth_failures_per_minute: int = 20
+    #: counters the in-memory rate limiter holds per minute (then: one shared bucket)
+    rate_limit_max_keys: int = 50_000
     max_body_bytes: int = 1_048_576
 
     # --- billing ----------------------------------------------------------

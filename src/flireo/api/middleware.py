@@ -1,9 +1,14 @@
-"""ASGI middleware: per-key rate limits with ``X-RateLimit-*`` headers on every
-response, and a cap on request body size (413)."""
+"""ASGI middleware: rate limits with ``X-RateLimit-*`` headers on every response,
+and a cap on request body size (413).
+
+Requests that carry an ``Authorization`` header are counted by the auth
+dependency (:func:`flireo.api.auth.principal`) on the key's id, or on the
+failed-authentication budget of the address; this middleware counts the others
+per client address and puts the headers of whichever window applied on the
+response."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -11,8 +16,9 @@ from collections.abc import Callable
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from flireo.api.auth import STATE_WINDOW
 from flireo.api.errors import error_body
-from flireo.api.ratelimit import RateLimiter
+from flireo.api.ratelimit import RateLimiter, Window
 
 
 class _BodyTooLarge(StarletteHTTPException):
@@ -48,8 +54,17 @@ async def _send_json(
     await send({"type": "http.response.body", "body": payload})
 
 
+def _window_headers(window: Window) -> list[tuple[bytes, bytes]]:
+    return [
+        (b"x-ratelimit-limit", str(window.limit).encode()),
+        (b"x-ratelimit-remaining", str(window.remaining).encode()),
+        (b"x-ratelimit-reset", str(window.reset_at).encode()),
+    ]
+
+
 class RateLimitMiddleware:
-    """Counts requests per API key (per client address without a key)."""
+    """Counts requests without credentials per client address; the others are
+    counted by the auth dependency (see the module docstring)."""
 
     def __init__(
         self,
@@ -58,41 +73,43 @@ class RateLimitMiddleware:
         limiter: RateLimiter,
         limit: Callable[[], int],
         exempt_prefixes: tuple[str, ...] = ("/docs", "/redoc", "/healthz"),
+        unauthenticated_paths: frozenset[str] = frozenset({"/api/v1/openapi.json"}),
         now: Callable[[], float] = time.time,
     ) -> None:
         self.app, self.limiter, self.limit = app, limiter, limit
         self.exempt = exempt_prefixes
+        #: paths no key is checked on (the OpenAPI document): always counted here
+        self.unauthenticated = unauthenticated_paths
         self.now = now
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].startswith(self.exempt):
             await self.app(scope, receive, send)
             return
-        auth = _header(scope, b"authorization")
-        if auth:
-            identity = "k:" + hashlib.sha256(auth).hexdigest()[:32]
-        else:
+        state: dict[str, object] = scope.setdefault("state", {})
+        window: Window | None = None
+        if not _header(scope, b"authorization") or scope["path"] in self.unauthenticated:
             client = scope.get("client")
-            identity = "ip:" + (client[0] if client else "unknown")
-        window = await self.limiter.hit(identity, self.limit())
-        headers = [
-            (b"x-ratelimit-limit", str(window.limit).encode()),
-            (b"x-ratelimit-remaining", str(window.remaining).encode()),
-            (b"x-ratelimit-reset", str(window.reset_at).encode()),
-        ]
-        if not window.allowed:
-            retry = window.retry_after(self.now())
-            body = error_body(
-                "rate_limit_exceeded",
-                f"Too many requests. Please retry after {retry} seconds.",
-                type_="rate_limit_error",
+            window = await self.limiter.hit(
+                "ip:" + (client[0] if client else "unknown"), self.limit()
             )
-            await _send_json(send, 429, body, [*headers, (b"retry-after", str(retry).encode())])
-            return
+            if not window.allowed:
+                retry = window.retry_after(self.now())
+                body = error_body(
+                    "rate_limit_exceeded",
+                    f"Too many requests. Please retry after {retry} seconds.",
+                    type_="rate_limit_error",
+                )
+                headers = [*_window_headers(window), (b"retry-after", str(retry).encode())]
+                await _send_json(send, 429, body, headers)
+                return
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", []), *headers]}
+                applied = state.get(STATE_WINDOW, window)
+                if isinstance(applied, Window):
+                    extra = _window_headers(applied)
+                    message = {**message, "headers": [*message.get("headers", []), *extra]}
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import httpx
-
 from flireo.api.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from flireo.bus.factory import create_bus
 from flireo.bus.redis import RedisBus
 from flireo.clock import Clock, SystemClock
+from flireo.security.egress import platform_client
 from flireo.security.secrets import Keyring, load_keyring
 from flireo.services.container import Services
 from flireo.services.dialer import Dialer
@@ -27,7 +26,9 @@ def build_services(
     keyring = keyring or load_keyring(settings.secret_key, settings.data_dir, create=True)
     bus = create_bus(settings)
     limiter: RateLimiter = (
-        RedisRateLimiter(bus.redis) if isinstance(bus, RedisBus) else MemoryRateLimiter()
+        RedisRateLimiter(bus.redis)
+        if isinstance(bus, RedisBus)
+        else MemoryRateLimiter(max_keys=settings.rate_limit_max_keys)
     )
     return Services(
         settings=settings,
@@ -38,7 +39,7 @@ def build_services(
         ),
         bus=bus,
         dialer=dialer,
-        http=httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0)),
+        http=platform_client(settings, lambda: settings.allow_private_urls),
         clock=clock or SystemClock(),
         limiter=limiter,
     )

@@ -73,7 +73,12 @@ async def serve(settings: Settings, console: Console | None = None) -> None:
         on_webhook=deliverer.kick,
     )
     lifecycle = CallLifecycle(
-        db, settings, clock, on_webhook=deliverer.kick, on_analysis=analysis.kick
+        db,
+        settings,
+        clock,
+        on_webhook=deliverer.kick,
+        on_analysis=analysis.kick,
+        bus=services.bus,
     )
     await end_interrupted_calls(lifecycle, settings.node_id)
     runner = CallRunner(services, lifecycle)

@@ -73,6 +73,8 @@ class Settings(BaseSettings):
     redis_url: str = "redis://127.0.0.1:6379/0"
     #: this process's name among several nodes (default: the host name)
     node_id: str = Field(default_factory=socket.gethostname)
+    #: a ``: ping`` comment on idle live-event streams (SSE) this often
+    sse_heartbeat_seconds: float = Field(default=15.0, gt=0)
 
     # --- webhooks and post-call work ----------------------------------------
     allow_private_webhooks: bool = False

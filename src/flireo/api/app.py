@@ -16,6 +16,7 @@ from flireo.api import (
     campaigns,
     do_not_call,
     domains,
+    live,
     numbers,
     sip_trunks,
     tool_templates,
@@ -31,6 +32,7 @@ ROUTERS = [
     agents.router,
     tool_templates.router,
     numbers.router,
+    live.router,  # before calls: /calls/events is not a call id
     calls.router,
     usage.router,
     sip_trunks.router,

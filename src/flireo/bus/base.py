@@ -1,8 +1,11 @@
-"""Routing control commands to the process that owns a live call.
+"""Routing control commands to the process that owns a live call, and its live
+events back to whoever watches it.
 
 A live call registers a handler under its id; ``send_control`` delivers a
 command to it (wherever it runs) and returns the handler's acknowledgement,
-or ``None`` when no live session owns the call.
+or ``None`` when no live session owns the call. ``publish_event`` sends one
+event of a call (see :mod:`flireo.bus.events`) to the watchers that
+``subscribe_events`` returned, on any node.
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+from flireo.bus.events import CallEvent, EventSubscription
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,4 +63,12 @@ class Bus(Protocol):
         self, call_id: str, command: dict[str, Any], *, reply_timeout: float = 3.0
     ) -> ControlAck | None:
         """Deliver ``command``; ``None`` when no live session owns the call."""
+        ...
+
+    async def publish_event(self, org_id: str, item: CallEvent) -> None:
+        """Hand a live event of a call to its watchers (never raises)."""
+        ...
+
+    async def subscribe_events(self, org_id: str, call_id: str | None = None) -> EventSubscription:
+        """Watch one call of ``org_id`` (or all of them with ``call_id=None``)."""
         ...

@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 from flireo.bus.base import ControlAck, ControlHandler
+from flireo.bus.events import CallEvent, EventHub, EventSubscription
 
 
 class _MemoryRegistration:
@@ -20,12 +21,14 @@ class _MemoryRegistration:
 class MemoryBus:
     def __init__(self) -> None:
         self.handlers: dict[str, ControlHandler] = {}
+        self.events = EventHub()
 
     async def start(self) -> None:
         return None
 
     async def stop(self) -> None:
         self.handlers.clear()
+        self.events.close_all()
 
     async def register_call(self, call_id: str, handler: ControlHandler) -> _MemoryRegistration:
         self.handlers[call_id] = handler
@@ -41,3 +44,9 @@ class MemoryBus:
             return await asyncio.wait_for(handler(command), reply_timeout)
         except TimeoutError:
             return ControlAck(ok=False, code="call_not_responding", message="call did not respond")
+
+    async def publish_event(self, org_id: str, item: CallEvent) -> None:
+        self.events.dispatch(org_id, item)
+
+    async def subscribe_events(self, org_id: str, call_id: str | None = None) -> EventSubscription:
+        return await self.events.subscribe(org_id, call_id)

@@ -3,6 +3,11 @@
 Each node subscribes to ``flireo:control:<call_id>`` for the calls it owns.
 A sender publishes ``{"reply_to": ..., "command": ...}``; PUBLISH returning 0
 means no node owns the call. The owner answers on the reply channel.
+
+Live events go to ``flireo:events:<org_id>:<call_id>``; a node subscribes to
+a call's channel while one of its clients watches that call, and to the
+pattern ``flireo:events:<org_id>:*`` while one watches the whole
+organization (:class:`~flireo.bus.events.EventHub` fans them out locally).
 """
 
 from __future__ import annotations
@@ -18,11 +23,43 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
 from flireo.bus.base import ControlAck, ControlHandler
+from flireo.bus.events import CallEvent, EventHub, EventSubscription
 
 log = structlog.get_logger(__name__)
 
 _CONTROL = "flireo:control:"
 _REPLY = "flireo:reply:"
+_EVENTS = "flireo:events:"
+
+
+def _events_channel(org_id: str, call_id: str | None) -> str:
+    return f"{_EVENTS}{org_id}:{call_id if call_id is not None else '*'}"
+
+
+class _RedisEventHub(EventHub):
+    def __init__(self, bus: RedisBus) -> None:
+        super().__init__()
+        self._bus = bus
+
+    async def on_first(self, key: tuple[str, str | None]) -> None:
+        pubsub = self._bus._pubsub
+        assert pubsub is not None, "bus not started"
+        org_id, call_id = key
+        if call_id is None:
+            await pubsub.psubscribe(_events_channel(org_id, None))
+        else:
+            await pubsub.subscribe(_events_channel(org_id, call_id))
+
+    async def on_last(self, key: tuple[str, str | None]) -> None:
+        pubsub = self._bus._pubsub
+        if pubsub is None:
+            return
+        org_id, call_id = key
+        with contextlib.suppress(Exception):
+            if call_id is None:
+                await pubsub.punsubscribe(_events_channel(org_id, None))
+            else:
+                await pubsub.unsubscribe(_events_channel(org_id, call_id))
 
 
 class _RedisRegistration:
@@ -40,6 +77,7 @@ class RedisBus:
         self._pubsub: PubSub | None = None
         self._reader: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self.events: EventHub = _RedisEventHub(self)
 
     async def start(self) -> None:
         await self.redis.ping()
@@ -49,6 +87,7 @@ class RedisBus:
         self._reader = asyncio.create_task(self._read_loop(), name="redis-bus-reader")
 
     async def stop(self) -> None:
+        self.events.close_all()
         if self._reader is not None:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -100,9 +139,15 @@ class RedisBus:
         assert self._pubsub is not None
         while True:
             msg = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-            if msg is None or msg["type"] != "message":
+            if msg is None or msg["type"] not in ("message", "pmessage"):
                 continue
-            call_id = str(msg["channel"])[len(_CONTROL) :]
+            channel = str(msg["channel"])
+            if channel.startswith(_EVENTS):
+                self._event_received(msg["type"] == "pmessage", msg["data"])
+                continue
+            if msg["type"] != "message":
+                continue
+            call_id = channel[len(_CONTROL) :]
             handler = self._handlers.get(call_id)
             if handler is None:
                 continue
@@ -124,3 +169,25 @@ class RedisBus:
             ack = ControlAck(ok=False, code="internal_error", message="command failed")
         if reply_to:
             await self.redis.publish(reply_to, json.dumps(ack.to_json()))
+
+    # --- live events --------------------------------------------------------------------
+    async def publish_event(self, org_id: str, item: CallEvent) -> None:
+        try:
+            payload = json.dumps({"org_id": org_id, **item})
+            await self.redis.publish(_events_channel(org_id, str(item["call_id"])), payload)
+        except Exception as exc:  # watchers are best effort: the call goes on
+            log.warning("live event not published", error=repr(exc))
+
+    async def subscribe_events(self, org_id: str, call_id: str | None = None) -> EventSubscription:
+        return await self.events.subscribe(org_id, call_id)
+
+    def _event_received(self, by_pattern: bool, raw: str) -> None:
+        try:
+            item = json.loads(raw)
+            org_id = str(item.pop("org_id"))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            log.warning("malformed live event dropped")
+            return
+        # a node watching a call and its whole organization gets the event twice
+        # (channel and pattern): each copy goes to its own watchers only
+        self.events.dispatch_to(org_id, None if by_pattern else item.get("call_id"), item)

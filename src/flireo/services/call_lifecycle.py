@@ -15,10 +15,12 @@ from typing import Any, Literal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flireo.billing.ledger import record_usage
+from flireo.bus.base import Bus
 from flireo.clock import Clock
 from flireo.domain.calls import FINAL_STATUSES
 from flireo.domain.usage import VendorUsage
 from flireo.services.calls import set_status
+from flireo.services.live_events import publish_status
 from flireo.settings import Settings
 from flireo.store.db import Database
 from flireo.store.tables import Agent, AnalysisJob, Call
@@ -57,8 +59,11 @@ class CallLifecycle:
         *,
         on_webhook: Callable[[], None] | None = None,
         on_analysis: Callable[[], None] | None = None,
+        bus: Bus | None = None,
     ) -> None:
         self.db, self.settings, self.clock = db, settings, clock
+        #: where committed status changes are published for live watchers (SSE)
+        self.bus = bus
         self._on_webhook = on_webhook or (lambda: None)
         self._on_analysis = on_analysis or (lambda: None)
 
@@ -75,8 +80,11 @@ class CallLifecycle:
             s.add(call)
             if moved:
                 queued = await outbox.enqueue_status(s, call, status, now=now, agent=agent)
+            org_id, call_id = call.org_id, call.id
         if queued is not None:
             self._on_webhook()
+        if moved:
+            await publish_status(self.bus, org_id, call_id, status)
 
     async def transition(
         self,
@@ -102,8 +110,10 @@ class CallLifecycle:
             if not set_status(call, status, now=now):
                 return False
             queued = await outbox.enqueue_status(s, call, status, now=now, error=error, agent=agent)
+            org_id = call.org_id
         if queued is not None:
             self._on_webhook()
+        await publish_status(self.bus, org_id, call_id, status)
         return True
 
     async def finish(self, call_id: str, completion: CallCompletion) -> bool:
@@ -132,10 +142,14 @@ class CallLifecycle:
                 s, call, completion.status, now=now, error=completion.error
             )
             wants_analysis, report = await self._queue_report(s, call, agent, completion)
+            org_id = call.org_id
         if status_event is not None or report:
             self._on_webhook()
         if wants_analysis:
             self._on_analysis()
+        await publish_status(
+            self.bus, org_id, call_id, completion.status, ended_reason=completion.ended_reason
+        )
         return True
 
     async def _queue_report(

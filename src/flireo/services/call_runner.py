@@ -47,6 +47,7 @@ from flireo.services.call_lifecycle import CallCompletion, CallLifecycle
 from flireo.services.container import Services
 from flireo.services.credentials import resolve_key
 from flireo.services.inbound import CallRows
+from flireo.services.live_events import BusEventSink
 from flireo.services.session_config import build_session_config, effective_configs
 from flireo.store.tables import Agent, Call, PhoneNumber
 
@@ -260,12 +261,14 @@ class CallRunner:
             transport=transport,
             clock=self.svc.clock,
             http=self.svc.http,
-            events=events,
+            # transcript lines, tool calls and control results for live watchers (SSE)
+            events=BusEventSink(self.svc.bus, prepared.org_id, call_id, inner=events),
             stt=p.stt,
             llm=p.llm,
             tts=p.tts,
             realtime=p.realtime,
             allow_private_urls=self.svc.settings.allow_private_webhooks,
+            control_limit=self.svc.settings.control_rate_limit_per_minute,
         )
         registration: Registration | None = None
         self.sessions[call_id] = session

@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     currency: str = "EUR"
     #: minutes credited to the organization created on first start
     initial_minutes_balance: int = 1000
+    #: toll-fraud guards (services/dial_policy.py) for organizations that set none:
+    #: outbound minutes per UTC day, and outbound calls at the same time
+    default_daily_outbound_minutes: int = Field(default=600, ge=0)
+    default_max_outbound_calls: int = Field(default=10, ge=0)
 
     # --- telephony (SIP/RTP) ---------------------------------------------
     #: answer and place calls over SIP (off: outbound calls fail at once, clearly)

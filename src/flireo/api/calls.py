@@ -67,7 +67,7 @@ async def list_calls(
     "/outbound",
     response_model=OutboundCallResponse,
     summary="Initiate an outbound call",
-    responses=error_responses(402, 404, 422),
+    responses=error_responses(402, 403, 404, 422),
 )
 async def create_outbound_call(
     body: OutboundCallRequest,

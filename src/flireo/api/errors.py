@@ -169,6 +169,7 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         400: "Invalid request (validation error; `param` names the field)",
         401: "Missing, invalid, expired or revoked API key",
         402: "Insufficient credits",
+        403: "Refused by the organization's policy (e.g. the outbound dial policy)",
         404: "Unknown resource (or one of another organization)",
         409: "Duplicate",
         413: "Request body too large",

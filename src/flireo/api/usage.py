@@ -7,10 +7,11 @@ from fastapi import APIRouter, Depends, Query
 from flireo.api.auth import Principal, principal, services
 from flireo.api.errors import error_responses
 from flireo.api.pagination import page
-from flireo.domain.account import AccountOut
+from flireo.domain.account import AccountOut, DialPolicyOut, DialPolicyUpdate
 from flireo.domain.common import IsoDateTime, Page, Pagination
 from flireo.domain.usage import UsageResponse
 from flireo.errors import InvalidRequest
+from flireo.services import dial_policy
 from flireo.services import usage as svc_usage
 from flireo.services.container import Services
 
@@ -52,3 +53,29 @@ async def get_account(
 ) -> AccountOut:
     async with svc.db.read() as s:
         return await svc_usage.account(s, who.org_id, svc.settings, svc.clock.now())
+
+
+@router.get(
+    "/account/dial-policy",
+    response_model=DialPolicyOut,
+    summary="Get the organization's outbound dial policy (toll-fraud guards)",
+)
+async def get_dial_policy(
+    who: Principal = Depends(principal), svc: Services = Depends(services)
+) -> DialPolicyOut:
+    async with svc.db.read() as s:
+        return await dial_policy.policy_out(s, who.org_id, svc.settings, svc.clock.now())
+
+
+@router.patch(
+    "/account/dial-policy",
+    response_model=DialPolicyOut,
+    summary="Change the organization's outbound dial policy",
+)
+async def update_dial_policy(
+    body: DialPolicyUpdate, who: Principal = Depends(principal), svc: Services = Depends(services)
+) -> DialPolicyOut:
+    async with svc.db.transaction() as s:
+        await dial_policy.update_policy(s, who.org_id, body)
+    async with svc.db.read() as s:
+        return await dial_policy.policy_out(s, who.org_id, svc.settings, svc.clock.now())

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field
+
+from flireo.domain.common import WireModel
 
 
 class AccountOut(BaseModel):
@@ -20,3 +24,30 @@ class AccountOut(BaseModel):
     reserved_inbound_calls: int
     price_per_minute: float
     currency: str
+
+
+class DialPolicyOut(BaseModel):
+    """The organization's toll-fraud guards as they apply now (services/dial_policy.py)."""
+
+    #: ISO 3166 regions outbound calls and transfers may reach
+    outbound_countries: list[str]
+    #: ``numbers``: derived from the organization's own numbers (the default);
+    #: ``organization``: set with ``PATCH /account/dial-policy``
+    outbound_countries_source: Literal["numbers", "organization"]
+    #: premium-rate, shared-cost and personal numbers allowed
+    allow_premium_destinations: bool
+    daily_outbound_minutes: int
+    max_outbound_calls: int
+    outbound_minutes_today: int
+    active_outbound_calls: int
+
+
+class DialPolicyUpdate(WireModel):
+    """Fields left out stay as they are; ``null`` goes back to the default."""
+
+    outbound_countries: list[Annotated[str, Field(pattern=r"^[A-Za-z]{2}$")]] | None = Field(
+        default=None, max_length=250
+    )
+    allow_premium_destinations: bool | None = None
+    daily_outbound_minutes: int | None = Field(default=None, ge=0, le=1_000_000)
+    max_outbound_calls: int | None = Field(default=None, ge=0, le=100_000)

@@ -106,6 +106,20 @@ class DialEndedReason:
     INTERRUPTED = "dial-interrupted"
 
 
+class SetupEndedReason:
+    """``ended_reason`` of a call that failed while it was being set up (status
+    ``failed``, inbound or outbound): it ends once, with its report and usage."""
+
+    #: every RTP port of ``FLIREO_RTP_PORT_MIN``..``MAX`` is in use (SIP 503)
+    NO_MEDIA_PORT = "call-start-error-no-media-port"
+    #: the caller's SDP offers no codec we speak (SIP 488)
+    INCOMPATIBLE_SDP = "call-start-error-incompatible-sdp"
+    #: the database refused a write or read of the set-up (SIP 500)
+    STORE = "call-start-error-database"
+    #: anything else that broke the set-up (a bug; logged with its traceback)
+    UNKNOWN = "call-start-error-unknown"
+
+
 class WebhookAttemptOut(OutModel):
     attempt: int
     started_at: Timestamp

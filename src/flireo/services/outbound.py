@@ -8,8 +8,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from flireo.domain.calls import DialEndedReason, OutboundCallRequest, OutboundCallResponse
 from flireo.errors import InvalidRequest, PaymentRequired, Unprocessable
-from flireo.services.calls import outbound_call_id, set_status
+from flireo.services.call_lifecycle import CallCompletion, CallLifecycle
+from flireo.services.calls import outbound_call_id
 from flireo.services.container import Services
+from flireo.services.dial_policy import DialRefused, check_capacity, check_destination, policy_for
 from flireo.store.crud import get_owned
 from flireo.store.tables import Agent, Call, Organization, PhoneNumber
 
@@ -52,18 +54,31 @@ async def caller_number(
     return first
 
 
+def lifecycle_of(svc: Services) -> CallLifecycle:
+    """The call lifecycle for a request handler (its webhooks wake this process's deliverer)."""
+    return CallLifecycle(svc.db, svc.settings, svc.clock, on_webhook=svc.kick_webhooks)
+
+
 async def place_outbound_call(
     svc: Services, org_id: str, body: OutboundCallRequest
 ) -> OutboundCallResponse:
     call_id, room = outbound_call_id()
+    refused: DialRefused | None = None
     async with svc.db.transaction() as s:
         agent = await get_owned(s, Agent, org_id, body.agent_id, what="Agent", param="agent_id")
         if not agent.is_active:
             raise InvalidRequest("Agent is inactive", param="agent_id", code="agent_inactive")
-        org = await s.get(Organization, org_id)
+        # locked (PostgreSQL): concurrent dials of one organization are counted one by one
+        org = await s.get(Organization, org_id, with_for_update=True)
         if org is None or org.minutes_balance <= 0:
             raise PaymentRequired(INSUFFICIENT_CREDITS)
         number = await caller_number(s, org_id, body.number_id)
+        policy = await policy_for(s, org, svc.settings)
+        try:
+            check_destination(policy, body.destination)
+            await check_capacity(s, org_id, policy, svc.clock.now())
+        except DialRefused as exc:
+            refused = exc
         s.add(
             Call(
                 id=call_id,
@@ -73,7 +88,8 @@ async def place_outbound_call(
                 direction="outbound",
                 caller_phone=body.destination,
                 assistant_phone=number.phone_number,
-                status="dialing",
+                # a refused call is recorded too, and ends at once as ``rejected``
+                status="dialing" if refused is None else "connecting",
                 agent_name=agent.name,
                 business_name=agent.business_name,
                 room_name=room,
@@ -81,18 +97,28 @@ async def place_outbound_call(
                 context=body.context,
             )
         )
+    if refused is not None:
+        await lifecycle_of(svc).finish(
+            call_id,
+            CallCompletion(
+                status="rejected", ended_reason=refused.ended_reason, error=refused.message
+            ),
+        )
+        raise DialRefused(
+            f"{refused.message} (recorded as call {call_id})",
+            code=refused.code,
+            param=refused.param,
+        )
     try:
         await svc.dialer.dial(call_id)
-    except Exception as exc:
+    except Exception as exc:  # ends once: status, report and usage (not a bare status)
         log.exception("dialer refused call", call_id=call_id)
-        async with svc.db.transaction() as s:
-            call = await s.get(Call, call_id)
-            if call is not None:
-                set_status(
-                    call,
-                    "failed",
-                    now=svc.clock.now(),
-                    ended_reason=DialEndedReason.FAILED,
-                    error=str(exc),
-                )
+        await lifecycle_of(svc).finish(
+            call_id,
+            CallCompletion(
+                status="failed",
+                ended_reason=DialEndedReason.FAILED,
+                error=str(exc) or type(exc).__name__,
+            ),
+        )
     return OutboundCallResponse(call_id=call_id, room_name=room)

@@ -22,6 +22,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.expression import false as sa_false
 from sqlalchemy.sql.expression import true as sa_true
 
 from flireo.clock import utcnow
@@ -70,6 +71,16 @@ class Organization(Timestamps, Base):
     reserved_inbound_calls: Mapped[int] = mapped_column(Integer, default=0)
     #: days a call recording is kept (0 = forever); see recordings/retention.py
     recording_retention_days: Mapped[int] = mapped_column(Integer, default=30, server_default="30")
+    #: outbound dial policy (services/dial_policy.py): ISO countries it may call
+    #: (None = the countries of its own numbers), premium/shared-cost allowed,
+    #: outbound minutes per UTC day and concurrent outbound calls (None = the
+    #: server defaults, FLIREO_DEFAULT_DAILY_OUTBOUND_MINUTES / _MAX_OUTBOUND_CALLS)
+    outbound_countries: Mapped[list[Any] | None] = mapped_column(nullable=True)
+    allow_premium_destinations: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=sa_false()
+    )
+    daily_outbound_minutes: Mapped[int | None] = mapped_column(Integer)
+    max_outbound_calls: Mapped[int | None] = mapped_column(Integer)
 
 
 class ApiKey(Base):

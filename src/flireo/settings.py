@@ -9,7 +9,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -59,19 +59,6 @@ class Settings(BaseSettings):
     sip_host: str = "0.0.0.0"
     sip_port: int = 5060
     sip_tcp: bool = True
-    #: SIP over TLS (RFC 3261 §26): the listener runs on ``sip_tls_port`` when a
-    #: certificate and its key (PEM files) are set; calls to ``transport: tls``
-    #: trunks verify the trunk's certificate against ``sip_tls_ca_file`` (default:
-    #: the system's CAs) unless ``sip_tls_verify`` is off
-    sip_tls_port: int = 5061
-    sip_tls_cert_file: Path | None = None
-    sip_tls_key_file: Path | None = None
-    sip_tls_ca_file: Path | None = None
-    sip_tls_verify: bool = True
-    #: SRTP for calls without a trunk setting (inbound): ``optional`` answers SRTP
-    #: (SDES, RFC 4568) when offered, ``mandatory`` refuses plain RTP (488),
-    #: ``off`` refuses RTP/SAVP offers
-    sip_srtp: Literal["off", "optional", "mandatory"] = "optional"
     #: the address put in Contact/Via/SDP (default: the bound or the outgoing address)
     sip_public_host: str | None = None
     #: RFC 3261 T1 in seconds (tests shrink it)
@@ -94,7 +81,19 @@ class Settings(BaseSettings):
     sse_heartbeat_seconds: float = Field(default=15.0, gt=0)
 
     # --- webhooks and post-call work ----------------------------------------
-    allow_private_webhooks: bool = False
+    #: the egress policy (security/egress.py): let user-set URLs (webhooks, tool
+    #: servers, ``llm_config.base_url``...) reach private and loopback addresses, and
+    #: SIP targets (trunk hosts, ``sip:`` transfers) loopback ones. Development and
+    #: tests only. ``FLIREO_ALLOW_PRIVATE_WEBHOOKS`` is the older name.
+    allow_private_urls: bool = Field(
+        default=False,
+        validation_alias=AliasChoices(
+            "allow_private_urls",
+            "allow_private_webhooks",
+            "FLIREO_ALLOW_PRIVATE_URLS",
+            "FLIREO_ALLOW_PRIVATE_WEBHOOKS",
+        ),
+    )
     #: multiplies the retry schedule (tests compress it, e.g. 0.001)
     webhook_retry_scale: float = 1.0
     webhook_timeout_seconds: float = 10.0
@@ -135,6 +134,15 @@ class Settings(BaseSettings):
     default_llm_model: str = "gpt-4o-mini"
     default_tts_provider: str = "piper"
     default_tts_voice: str = "joe-us"
+
+    @property
+    def allow_private_webhooks(self) -> bool:
+        """The older name of :attr:`allow_private_urls`."""
+        return self.allow_private_urls
+
+    @allow_private_webhooks.setter
+    def allow_private_webhooks(self, value: bool) -> None:
+        self.allow_private_urls = value
 
     @cached_property
     def resolved_database_url(self) -> str:

@@ -75,7 +75,9 @@ async def update_agent(
     svc: Services = Depends(services),
 ) -> AgentEnvelope:
     async with svc.db.transaction() as s:
-        agent = await svc_agents.update_agent(s, svc.vault, who.org_id, agent_id, body)
+        agent = await svc_agents.update_agent(
+            s, svc.vault, who.org_id, agent_id, body, settings=svc.settings
+        )
         return AgentEnvelope(agent=await svc_agents.agent_out(s, svc.vault, agent))
 
 

@@ -15,6 +15,7 @@ from flireo.domain.calls import (
     ControlCommand,
     OutboundCallRequest,
     OutboundCallResponse,
+    Transfer,
     WebhookEventOut,
     WebhookLog,
 )
@@ -23,6 +24,7 @@ from flireo.errors import InvalidRequest, RateLimited
 from flireo.services import calls as svc_calls
 from flireo.services.container import Services
 from flireo.services.outbound import place_outbound_call
+from flireo.services.targets import check_sip_uri_target
 from flireo.webhooks.delivery import redeliver
 
 router = APIRouter(prefix="/calls", tags=["Calls"], responses=error_responses(400, 401, 413, 429))
@@ -110,6 +112,8 @@ async def control_call(
     )
     if call.status != "in-progress":
         raise not_active
+    if isinstance(body, Transfer) and body.destination.startswith(("sip:", "sips:")):
+        await check_sip_uri_target(body.destination, svc.settings, "destination")
     ack = await svc.bus.send_control(call.id, body.model_dump(mode="json"))
     if ack is None:
         raise not_active

@@ -9,6 +9,7 @@ from flireo.api.auth import Principal, principal, services
 from flireo.api.errors import error_responses
 from flireo.domain.numbers import SipTrunkCreate, SipTrunkOut
 from flireo.services.container import Services
+from flireo.services.targets import check_sip_target
 from flireo.store.crud import flush_unique, get_owned, list_owned
 from flireo.store.tables import SipTrunk
 
@@ -53,6 +54,7 @@ async def list_trunks(
 async def create_trunk(
     body: SipTrunkCreate, who: Principal = Depends(principal), svc: Services = Depends(services)
 ) -> SipTrunkEnvelope:
+    await check_sip_target(body.host, body.port, svc.settings, "host")
     async with svc.db.transaction() as s:
         row = SipTrunk(org_id=who.org_id, **body.model_dump(exclude={"password"}))
         if body.password:

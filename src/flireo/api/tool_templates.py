@@ -17,6 +17,7 @@ from flireo.domain.tools import (
 )
 from flireo.errors import InvalidRequest
 from flireo.services.container import Services
+from flireo.services.targets import check_tool
 from flireo.store.crud import flush_unique, get_owned, list_owned
 from flireo.store.tables import ToolTemplate
 
@@ -65,6 +66,7 @@ async def create_tool_template(
             tool_type=template.tool_type,
             tool_config=template_config(template),
         )
+        await check_tool(row.tool_config, svc.settings, "tool_config")
         s.add(row)
         await flush_unique(s, f"A tool template named {template.name!r} exists", param="name")
     return ToolTemplateEnvelope(toolTemplate=_out(row))
@@ -114,6 +116,7 @@ async def update_tool_template(
                     f"tool_config does not fit tool_type {tool_type!r}: {exc}", param="tool_config"
                 ) from exc
             row.tool_type = tool_type
+            await check_tool(row.tool_config, svc.settings, "tool_config")
         await flush_unique(s, f"A tool template named {row.name!r} exists", param="name")
     return ToolTemplateEnvelope(toolTemplate=_out(row))
 

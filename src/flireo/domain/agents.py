@@ -49,10 +49,68 @@ TtsProvider = Literal["openai", "elevenlabs", "cartesia", "piper", "11labs", "el
 _TTS_ALIASES = {"11labs": "elevenlabs", "eleven_labs": "elevenlabs"}
 
 
+#: option names (lower case, without ``_``/``-``) that carry a credential
+_SECRET_OPTIONS = frozenset(
+    {
+        "apikey",
+        "key",
+        "secret",
+        "secretkey",
+        "clientsecret",
+        "token",
+        "accesstoken",
+        "authtoken",
+        "bearertoken",
+        "authorization",
+        "password",
+        "xapikey",
+        "credentials",
+    }
+)
+
+
+_SECRET_SUFFIXES = ("apikey", "secret", "secretkey", "token", "password")
+
+
+def secret_options(value: Any, path: str = "") -> list[str]:
+    """Paths of credential-looking options inside a vendor config (nested too)."""
+    found: list[str] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            here = f"{path}.{key}" if path else str(key)
+            name = str(key).lower().replace("_", "").replace("-", "")
+            if name in _SECRET_OPTIONS or name.endswith(_SECRET_SUFFIXES):
+                found.append(here)
+            else:
+                found.extend(secret_options(item, here))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            if isinstance(item, dict | list):
+                found.extend(secret_options(item, f"{path}.{index}"))
+    return found
+
+
 class _VendorConfig(JsonTypes):
-    """Pipeline configs keep vendor-specific extra options (e.g. ``stability``)."""
+    """Pipeline configs keep vendor-specific extra options (e.g. ``stability``),
+    never credentials: those are kept encrypted through ``POST /byok``."""
 
     model_config = ConfigDict(extra="allow", populate_by_name=True, strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_secrets(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            options = {k: v for k, v in data.items() if k not in ("tools", "messages")}
+            found = secret_options(options)
+            if found:
+                provider = data.get("provider")
+                raise ValueError(
+                    f"{found[0]!r} looks like a credential: vendor configs are stored and "
+                    "returned as they are, so keys are not accepted here; store the key "
+                    "encrypted with POST /byok"
+                    + (f' ({{"provider": "{provider}", "api_key": ...}})' if provider else "")
+                )
+        return data
 
 
 class STTConfig(_VendorConfig):

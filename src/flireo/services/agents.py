@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,8 +15,10 @@ from flireo.domain.agents import (
     StartSpeakingPlan,
     StopSpeakingPlan,
     _AgentFields,
+    secret_options,
 )
 from flireo.domain.tools import tool_from_template
+from flireo.services.targets import check_agent_targets
 from flireo.settings import Settings
 from flireo.store.crud import get_owned
 from flireo.store.tables import Agent, AnalysisTemplate, ToolTemplate
@@ -166,21 +169,49 @@ async def create_agent(
     agent = Agent(org_id=org_id, conversation={}, webhook_events=[], **default_configs(settings))
     session.add(agent)
     await _apply(session, vault, agent, body, set(body.model_fields_set) | {"name", "is_active"})
+    await check_agent_targets(settings, webhook_url=agent.webhook_url, llm_config=agent.llm_config)
     await session.flush()
     return agent
 
 
 async def update_agent(
-    session: AsyncSession, vault: Vault, org_id: str, agent_id: str, body: AgentUpdate
+    session: AsyncSession,
+    vault: Vault,
+    org_id: str,
+    agent_id: str,
+    body: AgentUpdate,
+    *,
+    settings: Settings | None = None,
 ) -> Agent:
+    """``settings``: judge the agent's targets by the egress policy (the API does)."""
     agent = await get_owned(session, Agent, org_id, agent_id, what="Agent")
     # null for a field that cannot be null means "leave as is"
     fields = {
         f for f in body.model_fields_set if f not in _NON_NULLABLE or getattr(body, f) is not None
     }
     await _apply(session, vault, agent, body, fields)
+    if settings is not None and fields & {"webhook_url", "llm_config", "tool_template_ids"}:
+        await check_agent_targets(
+            settings, webhook_url=agent.webhook_url, llm_config=agent.llm_config
+        )
     await session.flush()
     return agent
+
+
+_SCRUBBED = ("stt_config", "llm_config", "tts_config")
+
+
+def _without_secrets(config: dict[str, Any] | None) -> dict[str, Any]:
+    """A config stored before keys were refused (issue 14): never echo its key."""
+    config = copy.deepcopy(config or {})
+    for path in secret_options({k: v for k, v in config.items() if k not in ("tools", "messages")}):
+        *parents, last = path.split(".")
+        node: Any = config
+        for part in parents:
+            node = node[int(part)] if isinstance(node, list) else node.get(part)
+        if isinstance(node, dict):
+            node.pop(last, None)
+    return config
 
 
 async def agent_out(session: AsyncSession, vault: Vault, agent: Agent) -> AgentOut:
@@ -190,6 +221,7 @@ async def agent_out(session: AsyncSession, vault: Vault, agent: Agent) -> AgentO
     return AgentOut.model_validate(
         {
             **{k: getattr(agent, k) for k in AgentOut.model_fields if hasattr(agent, k)},
+            **{k: _without_secrets(getattr(agent, k)) for k in _SCRUBBED},
             "webhook_secret": await vault.masked(session, agent.webhook_secret_id),
             "webhook_events": list(agent.webhook_events or []),
             "start_speaking_plan": start.model_dump(by_alias=True),

@@ -59,6 +59,19 @@ class Settings(BaseSettings):
     sip_host: str = "0.0.0.0"
     sip_port: int = 5060
     sip_tcp: bool = True
+    #: SIP over TLS (RFC 3261 §26): the listener runs on ``sip_tls_port`` when a
+    #: certificate and its key (PEM files) are set; calls to ``transport: tls``
+    #: trunks verify the trunk's certificate against ``sip_tls_ca_file`` (default:
+    #: the system's CAs) unless ``sip_tls_verify`` is off
+    sip_tls_port: int = 5061
+    sip_tls_cert_file: Path | None = None
+    sip_tls_key_file: Path | None = None
+    sip_tls_ca_file: Path | None = None
+    sip_tls_verify: bool = True
+    #: SRTP for calls without a trunk setting (inbound): ``optional`` answers SRTP
+    #: (SDES, RFC 4568) when offered, ``mandatory`` refuses plain RTP (488),
+    #: ``off`` refuses RTP/SAVP offers
+    sip_srtp: Literal["off", "optional", "mandatory"] = "optional"
     #: the address put in Contact/Via/SDP (default: the bound or the outgoing address)
     sip_public_host: str | None = None
     #: RFC 3261 T1 in seconds (tests shrink it)

@@ -25,6 +25,7 @@ from flireo.api import (
 )
 from flireo.api.errors import install_error_handlers
 from flireo.api.middleware import BodySizeLimitMiddleware, RateLimitMiddleware
+from flireo.console import install_console
 from flireo.services.container import Services
 
 API_PREFIX = "/api/v1"
@@ -70,7 +71,8 @@ def create_app(services: Services, *, manage_lifecycle: bool = True) -> FastAPI:
             '`{"error": {"code", "message", "param", "type"}}`.'
         ),
         openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url="/docs",
+        # /docs is served by the console with local Swagger UI assets (no CDN)
+        docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
     )
@@ -84,6 +86,8 @@ def create_app(services: Services, *, manage_lifecycle: bool = True) -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    install_console(app, title=app.title)
+
     install_error_handlers(app)
     settings = services.settings
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=lambda: settings.max_body_bytes)
@@ -91,5 +95,7 @@ def create_app(services: Services, *, manage_lifecycle: bool = True) -> FastAPI:
         RateLimitMiddleware,
         limiter=services.limiter,
         limit=lambda: settings.rate_limit_per_minute,
+        # the console's static assets are not API calls
+        exempt_prefixes=("/docs", "/redoc", "/healthz", "/console/"),
     )
     return app

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AliasChoices, Field
+from pydantic import AfterValidator, AliasChoices, Field, model_validator
 
 from flireo.domain.common import E164, OutModel, Timestamp, Token, WireModel
 
@@ -68,8 +68,21 @@ IpOrNetwork = Annotated[
 class SipTrunkCreate(WireModel):
     name: str = Field(min_length=1, max_length=200)
     host: str = Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9.\-:\[\]]+$")
-    port: int = Field(default=5060, ge=1, le=65535)
-    transport: Literal["udp", "tcp"] = "udp"
+    port: int = Field(
+        default=5060, ge=1, le=65535, description="5060 by default; 5061 with transport tls"
+    )
+    transport: Literal["udp", "tcp", "tls"] = "udp"
+    #: SRTP towards the trunk (SDES, RFC 4568): ``mandatory`` offers only
+    #: RTP/SAVP and refuses a plain answer; ``optional`` offers plain RTP;
+    #: ``off`` never encrypts media
+    srtp: Literal["off", "optional", "mandatory"] = Field(
+        default="optional",
+        description=(
+            "SRTP on calls through this trunk: 'mandatory' offers RTP/SAVP with SDES keys "
+            "only (use with transport tls: the keys travel in the signalling); 'optional' "
+            "offers plain RTP; 'off' never encrypts media"
+        ),
+    )
     username: Token | None = Field(default=None, max_length=200)
     password: Token | None = Field(default=None, max_length=200)
     #: only these sources may send INVITEs for numbers using this trunk (empty = any)
@@ -80,6 +93,13 @@ class SipTrunkCreate(WireModel):
     )
     max_concurrent_calls: int | None = Field(default=None, ge=1, le=100_000)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _tls_port(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("transport") == "tls" and "port" not in data:
+            return {**data, "port": 5061}  # SIP over TLS's well-known port (RFC 3261 §26.2)
+        return data
+
 
 class SipTrunkOut(OutModel):
     id: str
@@ -87,6 +107,7 @@ class SipTrunkOut(OutModel):
     host: str
     port: int
     transport: str
+    srtp: str
     username: str | None
     #: whether a password is stored (it is never returned)
     has_password: bool

@@ -25,6 +25,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 
@@ -37,10 +38,12 @@ from flireo.services.call_lifecycle import CallCompletion, CallLifecycle
 from flireo.services.call_runner import CallRunner, CallSetupError, PreparedCall
 from flireo.services.container import Services
 from flireo.services.inbound import admit_inbound, trunk_ips
+from flireo.settings import Settings
 from flireo.store.tables import Call, PhoneNumber, SipTrunk
 from flireo.telephony.media_transport import SipMediaTransport
 from flireo.telephony.rtp.dtmf import info_body, parse_info_body
 from flireo.telephony.rtp.packet import RtpPacket
+from flireo.telephony.rtp import srtp
 from flireo.telephony.rtp.ports import PortAllocator
 from flireo.telephony.rtp.session import RtpSession
 from flireo.telephony.sip import sdp
@@ -48,6 +51,7 @@ from flireo.telephony.sip.guard import SourceGuard, ip_in, is_scanner
 from flireo.telephony.sip.headers import parse_any_uri
 from flireo.telephony.sip.message import Request
 from flireo.telephony.sip.routing import next_hop, resolve
+from flireo.telephony.sip.tls import contexts as tls_contexts
 from flireo.telephony.sip.ua import (
     DROP,
     CallCancelled,
@@ -88,10 +92,12 @@ class Trunk:
     transport: str
     username: str | None
     password: str | None
+    #: off / optional / mandatory: mandatory offers SRTP (RTP/SAVP) only
+    srtp: str = "optional"
 
     def uri(self, number: str) -> str:
         user = number.replace(" ", "")
-        suffix = ";transport=tcp" if self.transport.lower() == "tcp" else ""
+        suffix = {"tcp": ";transport=tcp", "tls": ";transport=tls"}.get(self.transport.lower(), "")
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"sip:{user}@{host}:{self.port}{suffix}"
 
@@ -116,6 +122,17 @@ class Leg:
     #: set when a trunk transfer bridged this leg to another call
     bridged: bool = False
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+
+def _tls_options(settings: Settings) -> dict[str, Any]:
+    """The endpoint's TLS contexts from the ``FLIREO_SIP_TLS_*`` settings."""
+    server, client = tls_contexts(
+        settings.sip_tls_cert_file,
+        settings.sip_tls_key_file,
+        settings.sip_tls_ca_file,
+        verify=settings.sip_tls_verify,
+    )
+    return {"tls_server": server, "tls_client": client, "tls_port": settings.sip_tls_port}
 
 
 def dialed_user(req: Request) -> str:
@@ -157,6 +174,7 @@ class SipGateway:
             tcp=settings.sip_tcp,
             t1=settings.sip_t1,
             public_host=settings.sip_public_host,
+            **_tls_options(settings),
         )
         self.ports = ports or PortAllocator(
             settings.rtp_port_min,
@@ -252,7 +270,9 @@ class SipGateway:
         call_id = admission.call_id
         assert call_id is not None
         try:
-            negotiated = sdp.negotiate(sdp.parse_audio(incoming.remote_sdp), CODECS)
+            negotiated = sdp.negotiate(
+                sdp.parse_audio(incoming.remote_sdp), CODECS, srtp=self.svc.settings.sip_srtp
+            )
         except ValueError as exc:
             await incoming.reject(488, "Not Acceptable Here")
             await self._fail(call_id, DialEndedReason.FAILED, f"SDP: {exc}")
@@ -291,6 +311,8 @@ class SipGateway:
             version=1,
             codecs=(negotiated.codec_pt,),
             dtmf_pt=negotiated.dtmf_pt,
+            proto=negotiated.proto,
+            crypto=(negotiated.crypto,) if negotiated.crypto is not None else (),
         )
         try:
             dialog = await incoming.answer(answer)
@@ -318,6 +340,7 @@ class SipGateway:
             on_sent=(lambda packet, _late: observe(call_id, packet))
             if observe is not None and call_id is not None
             else None,
+            srtp=negotiated.srtp.context() if negotiated and negotiated.srtp else None,
         )
         if negotiated is not None:
             rtp.set_remote(negotiated.remote_host, negotiated.remote_port)
@@ -451,6 +474,8 @@ class SipGateway:
         flow = await resolve(next_hop(uri))
         rtp = self._rtp(None, call_id)
         port = await rtp.bind()
+        # SRTP only when the trunk demands it (a plain offer is answered by anyone)
+        crypto = srtp.offer_lines() if trunk.srtp == "mandatory" else ()
         offer = sdp.build(
             host=self.endpoint.advertised_host(flow),
             port=port,
@@ -458,6 +483,8 @@ class SipGateway:
             version=1,
             codecs=CODECS,
             dtmf_pt=DTMF_PT,
+            proto="RTP/SAVP" if crypto else "RTP/AVP",
+            crypto=crypto,
         )
         host = self.endpoint.advertised_host(flow)
         from_uri = f"sip:{caller or 'flireo'}@{host}"
@@ -479,12 +506,16 @@ class SipGateway:
             rtp.close()
             raise
         try:
-            negotiated = sdp.accept_answer((*CODECS, DTMF_PT), sdp.parse_audio(dialog.remote_sdp))
-        except ValueError:
+            negotiated = sdp.accept_answer(
+                (*CODECS, DTMF_PT), sdp.parse_audio(dialog.remote_sdp), crypto
+            )
+        except ValueError as exc:
             await dialog.bye()
             rtp.close()
-            raise DialFailed(None, "the answer's SDP has no codec we offered", "failed") from None
+            detail = f"the answer's SDP does not fit our offer: {exc}"
+            raise DialFailed(None, detail, "failed") from None
         rtp.use_codec(negotiated.codec_pt, negotiated.dtmf_pt)
+        rtp.set_srtp(negotiated.srtp.context() if negotiated.srtp is not None else None)
         rtp.set_remote(negotiated.remote_host, negotiated.remote_port)
         rtp.start()
         return dialog, rtp
@@ -510,7 +541,7 @@ class SipGateway:
                 if row.password_secret_id
                 else None
             )
-            return Trunk(row.host, row.port, row.transport, row.username, password)
+            return Trunk(row.host, row.port, row.transport, row.username, password, row.srtp)
 
     # --- transfer -------------------------------------------------------------------------
     async def _transfer(self, leg: Leg, destination: str) -> TransferResult:

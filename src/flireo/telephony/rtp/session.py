@@ -55,6 +55,7 @@ from flireo.telephony.rtp.outbound import OutboundStream
 from flireo.telephony.rtp.packet import RtpPacket, RtpParseError
 from flireo.telephony.rtp.playout import Playout
 from flireo.telephony.rtp.ports import PortAllocator
+from flireo.telephony.rtp.srtp import SrtpContext
 from flireo.telephony.rtp.stats import LatenessHistogram, RtpStats
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,7 @@ class RtpSession:
         rng: random.Random | None = None,
         on_sent: Callable[[RtpPacket, float], None] | None = None,
         on_received: Callable[[RtpPacket], None] | None = None,
+        srtp: SrtpContext | None = None,
     ) -> None:
         """``codec_pt`` PCMU (0) or PCMA (8) and ``dtmf_pt`` (telephone-event, or
         None) as negotiated; ``remote`` the peer's SDP address (an IP literal),
@@ -112,7 +114,8 @@ class RtpSession:
         ``jitter_ms`` the receive buffer depth, ``max_jitter_ms`` the most it may
         grow to before the oldest packets are dropped; ``on_sent(packet,
         lateness_s)`` observes every packet sent, ``on_received(packet)`` every
-        packet accepted as the peer's stream (recording, tests)."""
+        packet accepted as the peer's stream (recording, tests); ``srtp`` the
+        call's SRTP streams when the media is encrypted (also :meth:`set_srtp`)."""
         codec_for(codec_pt)  # PCMU or PCMA only
         if dtmf_pt is not None and not 96 <= dtmf_pt <= 127:
             raise ValueError(
@@ -128,6 +131,8 @@ class RtpSession:
         self._late_threshold_s = late_threshold_s
         self._on_sent = on_sent
         self._on_received = on_received
+        #: SRTP: every datagram is protected after serialising, unprotected before parsing
+        self.srtp = srtp
         #: called with each digit received as RFC 4733 events
         self.on_dtmf: Callable[[str], None] | None = None
         self._sdp_remote: Address | None = None
@@ -240,6 +245,10 @@ class RtpSession:
     def start(self) -> None:
         """Join the pacer: frames and packets flow from its next tick on."""
         if self._transport is None:
+    def set_srtp(self, srtp: SrtpContext | None) -> None:
+        """Encrypt the media with ``srtp`` (what the SDP answer negotiated)."""
+        self.srtp = srtp
+
             raise RuntimeError("bind() the RTP session before starting it")
         if self._ticker is None and not self._closed:
             self._ticker = ticker_for(self._clock)
@@ -411,7 +420,10 @@ class RtpSession:
         packet = self._outbound.packet(n)
         if packet is None:
             return
-        transport.sendto(packet.serialize(), addr)
+        data = packet.serialize()
+        if self.srtp is not None:
+            data = self.srtp.protect(data)
+        transport.sendto(data, addr)
         lateness = self._clock.monotonic() - deadline
         self.lateness.record(lateness)
         self._sent += 1
@@ -450,6 +462,12 @@ class RtpSession:
         if not self._accept_ssrc(packet.ssrc):
             self._ignored += 1
             return
+        if self.srtp is not None:
+            plain = self.srtp.unprotect(data)
+            if plain is None:  # not authentic (or plain RTP on an SRTP stream)
+                self._ignored += 1
+                return
+            data = plain
         self._last_rx = now
         self._received += 1
         if self._on_received is not None:

@@ -164,7 +164,7 @@ class Dialog:
         TCP connection which has closed since; then the route set / remote target."""
         peer = self.peer
         if peer.reliable and not self._host.transport.is_connected(peer):
-            return reconnect_flow(self.remote_target, self.route_set) or peer
+            return reconnect_flow(self.remote_target, self.route_set, peer.transport) or peer
         return peer
 
     def new_request(

@@ -1,6 +1,7 @@
 """Where a request goes: loose/strict routing with a route set (RFC 3261
 §12.2.1.1, §16.12) and the next hop of a URI (RFC 3263 without NAPTR/SRV: the
-URI's host, port or 5060, and its ``transport`` parameter)."""
+URI's host, port or 5060 (5061 over TLS), and its ``transport`` parameter;
+``sips:`` URIs go over TLS)."""
 
 from __future__ import annotations
 
@@ -19,14 +20,17 @@ from flireo.telephony.sip.uri import SipUri
 class NextHop:
     host: str  # an IP literal or a name still to resolve
     port: int
-    transport: str  # "UDP" | "TCP"
+    transport: str  # "UDP" | "TCP" | "TLS"
 
 
 def next_hop(uri: SipUri, *, default_transport: str = "UDP") -> NextHop:
     transport = (uri.param("transport") or "").upper()
-    if transport not in ("UDP", "TCP"):
-        transport = "TCP" if uri.scheme == "sips" else default_transport
-    return NextHop(uri.host.strip("[]"), uri.port or 5060, transport)
+    if uri.scheme == "sips":
+        transport = "TLS"  # sips: is TLS on every hop (RFC 3261 §26.2.2)
+    elif transport not in ("UDP", "TCP", "TLS"):
+        transport = default_transport
+    default_port = 5061 if transport == "TLS" else 5060
+    return NextHop(uri.host.strip("[]"), uri.port or default_port, transport)
 
 
 def route_request(remote_target: str, route_set: Sequence[str]) -> tuple[str, list[str]]:
@@ -60,13 +64,14 @@ async def resolve(hop: NextHop) -> Flow:
     if is_ip(hop.host):
         return Flow(hop.transport, hop.host, hop.port)
     loop = asyncio.get_running_loop()
-    kind = socket.SOCK_STREAM if hop.transport == "TCP" else socket.SOCK_DGRAM
+    kind = socket.SOCK_DGRAM if hop.transport == "UDP" else socket.SOCK_STREAM
     infos = await loop.getaddrinfo(hop.host, hop.port, type=kind)
     if not infos:
         raise OSError(f"cannot resolve {hop.host}")
     infos.sort(key=lambda info: info[0] != socket.AF_INET)  # prefer IPv4
     address = infos[0][4]
-    return Flow(hop.transport, str(address[0]), int(address[1]))
+    name = hop.host if hop.transport == "TLS" else None  # the certificate names the host
+    return Flow(hop.transport, str(address[0]), int(address[1]), name)
 
 
 def flow_if_literal(hop: NextHop) -> Flow | None:
@@ -91,11 +96,14 @@ def dialog_peer(flow: Flow, remote_target: str, route_set: Sequence[str]) -> Flo
     return peer
 
 
-def reconnect_flow(remote_target: str, route_set: Sequence[str]) -> Flow | None:
-    """A TCP flow to a dialog's next hop (its route set or remote target) when
-    that is an IP literal: for requests after the dialog's connection closed."""
+def reconnect_flow(
+    remote_target: str, route_set: Sequence[str], transport: str = "TCP"
+) -> Flow | None:
+    """A TCP (or TLS) flow to a dialog's next hop (its route set or remote target)
+    when that is an IP literal: for requests after the dialog's connection closed."""
     try:
-        hop = next_hop(first_hop_uri(remote_target, route_set), default_transport="TCP")
+        hop = next_hop(first_hop_uri(remote_target, route_set), default_transport=transport)
     except ValueError:
         return None
-    return flow_if_literal(NextHop(hop.host, hop.port, "TCP"))
+    kind = "TLS" if "TLS" in (transport, hop.transport) else "TCP"  # never down to TCP
+    return flow_if_literal(NextHop(hop.host, hop.port, kind))

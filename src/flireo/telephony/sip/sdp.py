@@ -1,16 +1,28 @@
 """SDP offer/answer for one audio stream: PCMU/PCMA + telephone-event (RFC 4566,
-RFC 3264, RFC 4733)."""
+RFC 3264, RFC 4733), plain RTP or SRTP with SDES keys (RTP/SAVP, RFC 4568).
+
+SRTP policy (``off`` / ``optional`` / ``mandatory``) when answering: an offer
+of RTP/SAVP(F) is answered with SRTP (a usable ``a=crypto`` line is required,
+else 488) unless the policy is ``off``; an RTP/AVP offer carrying crypto lines
+(best-effort SRTP) is answered with SRTP too; a plain offer is refused when the
+policy is ``mandatory``. When offering, ``mandatory`` offers RTP/SAVP with our
+crypto lines; the others offer plain RTP/AVP."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from flireo.telephony.rtp import srtp as sdes
+from flireo.telephony.rtp.srtp import CryptoAttribute, SrtpError, SrtpKeys
 from flireo.telephony.sip.errors import SipParseError
 
 PCMU, PCMA = 0, 8
 CODEC_NAMES = {PCMU: "PCMU", PCMA: "PCMA"}
 _STATIC = {"PCMU": PCMU, "PCMA": PCMA}
 DEFAULT_DTMF_PT = 101
+SRTP_POLICIES = ("off", "optional", "mandatory")
+#: crypto lines read from one media section (offers carry 1-4)
+_MAX_CRYPTO = 16
 
 
 class SdpNegotiationError(ValueError):
@@ -26,6 +38,14 @@ class AudioMedia:
     fmtp: dict[int, str] = field(default_factory=dict)
     ptime: int | None = None
     direction: str = "sendrecv"
+    proto: str = "RTP/AVP"
+    #: the usable ``a=crypto`` lines, in offer order
+    crypto: tuple[CryptoAttribute, ...] = ()
+
+    @property
+    def secure(self) -> bool:
+        """The stream's profile is SRTP (RTP/SAVP or RTP/SAVPF)."""
+        return self.proto.upper() in sdes.SECURE_PROTOS
 
     def codec_name(self, pt: int) -> str | None:
         if pt in self.rtpmap:
@@ -57,6 +77,11 @@ class Negotiated:
     remote_port: int
     ptime: int = 20
     direction: str = "sendrecv"
+    #: SRTP keys when the stream is encrypted
+    srtp: SrtpKeys | None = None
+    #: our answer's crypto line (answers only) and the profile to answer with
+    crypto: CryptoAttribute | None = None
+    proto: str = "RTP/AVP"
 
     @property
     def codec(self) -> str:
@@ -93,6 +118,8 @@ def parse_audio(body: bytes) -> AudioMedia:
                 fmtp=dict(media["fmtp"]),  # type: ignore[call-overload]
                 ptime=media.get("ptime"),  # type: ignore[arg-type]
                 direction=str(media.get("direction") or session_direction),
+                proto=str(media["proto"]),
+                crypto=tuple(media["crypto"]),  # type: ignore[arg-type]
             )
 
     for raw in text.splitlines():
@@ -110,9 +137,11 @@ def parse_audio(body: bytes) -> AudioMedia:
             media = {
                 "kind": parts[0],
                 "port": int(port_text),
+                "proto": parts[2][:32],
                 "pts": pts,
                 "rtpmap": {},
                 "fmtp": {},
+                "crypto": [],
             }
         elif kind == "c":
             parts = value.split()
@@ -136,14 +165,22 @@ def parse_audio(body: bytes) -> AudioMedia:
                     media[name][int(pt_text)] = rest.strip()  # type: ignore[index]
             elif media is not None and name == "ptime" and _is_number(arg.strip()):
                 media["ptime"] = int(arg.strip())
+            elif media is not None and name == "crypto":
+                crypto: list[CryptoAttribute] = media["crypto"]  # type: ignore[assignment]
+                attribute = sdes.parse_crypto(arg)
+                if attribute is not None and len(crypto) < _MAX_CRYPTO:
+                    crypto.append(attribute)
     finish()
     if found is None:
         raise SipParseError("SDP has no audio stream")
     return found
 
 
-def negotiate(offer: AudioMedia, preferred: tuple[int, ...] = (PCMU, PCMA)) -> Negotiated:
-    """Answer an offer: the offerer's first codec we support (RFC 3264 §6.1)."""
+def negotiate(
+    offer: AudioMedia, preferred: tuple[int, ...] = (PCMU, PCMA), *, srtp: str = "optional"
+) -> Negotiated:
+    """Answer an offer: the offerer's first codec we support (RFC 3264 §6.1), and
+    SRTP as the offer and ``srtp`` (the policy, see the module) say."""
     if offer.port == 0:
         raise SdpNegotiationError("audio stream is disabled (port 0)")
     codec = next(
@@ -158,6 +195,21 @@ def negotiate(offer: AudioMedia, preferred: tuple[int, ...] = (PCMU, PCMA)) -> N
     )
     if codec is None:
         raise SdpNegotiationError("no common codec (we speak PCMU and PCMA)")
+    keys: SrtpKeys | None = None
+    line: CryptoAttribute | None = None
+    if srtp not in SRTP_POLICIES:
+        raise ValueError(f"unknown SRTP policy {srtp!r}")
+    if srtp == "off":
+        if offer.secure:
+            raise SdpNegotiationError("SRTP (RTP/SAVP) offered but SRTP is off here")
+    elif offer.secure or offer.crypto:
+        try:
+            line, keys = sdes.answer(offer.crypto)
+        except SrtpError as exc:
+            if offer.secure or srtp == "mandatory":
+                raise SdpNegotiationError(str(exc)) from None
+    if keys is None and srtp == "mandatory":
+        raise SdpNegotiationError("SRTP is mandatory here and the offer is plain RTP")
     return Negotiated(
         codec_pt=_STATIC[offer.codec_name(codec) or ""],
         dtmf_pt=offer.telephone_event_pt,
@@ -165,12 +217,26 @@ def negotiate(offer: AudioMedia, preferred: tuple[int, ...] = (PCMU, PCMA)) -> N
         remote_port=offer.port,
         ptime=20,
         direction=_ANSWER_DIRECTION.get(offer.direction, "sendrecv"),
+        srtp=keys,
+        crypto=line,
+        proto=offer.proto if offer.secure else "RTP/AVP",
     )
 
 
-def accept_answer(offered: tuple[int, ...], answer: AudioMedia) -> Negotiated:
-    """Read the answer to our own offer."""
-    neg = negotiate(answer, offered)
+def accept_answer(
+    offered: tuple[int, ...],
+    answer: AudioMedia,
+    crypto_offered: tuple[CryptoAttribute, ...] = (),
+) -> Negotiated:
+    """Read the answer to our own offer (``crypto_offered``: our offer's crypto
+    lines, when we offered SRTP: the answer must accept one of them)."""
+    neg = negotiate(answer, offered, srtp="off" if not crypto_offered else "optional")
+    keys: SrtpKeys | None = None
+    if crypto_offered:
+        try:
+            keys = sdes.accept(crypto_offered, answer.crypto)
+        except SrtpError as exc:
+            raise SdpNegotiationError(str(exc)) from None
     return Negotiated(
         neg.codec_pt,
         neg.dtmf_pt,
@@ -178,6 +244,8 @@ def accept_answer(offered: tuple[int, ...], answer: AudioMedia) -> Negotiated:
         neg.remote_port,
         neg.ptime,
         answer.direction,
+        srtp=keys,
+        proto=answer.proto,
     )
 
 
@@ -199,8 +267,11 @@ def build(
     dtmf_pt: int | None,
     direction: str = "sendrecv",
     ptime: int = 20,
+    proto: str = "RTP/AVP",
+    crypto: tuple[CryptoAttribute, ...] = (),
 ) -> bytes:
-    """Our SDP (an offer with several codecs, or an answer with the one chosen)."""
+    """Our SDP (an offer with several codecs, or an answer with the one chosen);
+    ``proto`` RTP/SAVP and ``crypto`` lines for SRTP."""
     ip = "IP6" if ":" in host else "IP4"
     pts = [*codecs, *([dtmf_pt] if dtmf_pt is not None else [])]
     lines = [
@@ -209,8 +280,9 @@ def build(
         "s=flireo",
         f"c=IN {ip} {host}",
         "t=0 0",
-        f"m=audio {port} RTP/AVP {' '.join(str(p) for p in pts)}",
+        f"m=audio {port} {proto} {' '.join(str(p) for p in pts)}",
     ]
+    lines += [f"a=crypto:{attribute.line()}" for attribute in crypto]
     lines += [f"a=rtpmap:{pt} {CODEC_NAMES[pt]}/8000" for pt in codecs]
     if dtmf_pt is not None:
         lines += [f"a=rtpmap:{dtmf_pt} telephone-event/8000", f"a=fmtp:{dtmf_pt} 0-16"]

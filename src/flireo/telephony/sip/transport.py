@@ -1,8 +1,9 @@
-"""SIP over UDP and TCP on asyncio (RFC 3261 §18, RFC 3581).
+"""SIP over UDP, TCP and TLS on asyncio (RFC 3261 §18, §26.2, RFC 3581).
 
 One :class:`SipTransport` owns a UDP socket and a TCP listener on the same port,
-plus the TCP connections it accepted or opened (keyed by the remote address, so
-a response or an in-dialog request goes back on the connection its peer used).
+optionally a TLS listener on its own port (5061 by default), plus the TCP and
+TLS connections it accepted or opened (keyed by transport and remote address,
+so a response or an in-dialog request goes back on the connection its peer used).
 Every whole message is parsed here and handed up with the :class:`Flow` it came
 on; requests get ``received``/``rport`` stamped on their top Via first.
 Sending never blocks: a TCP connection still being opened queues what it is
@@ -14,8 +15,9 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import ssl
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -34,9 +36,12 @@ _KEEPALIVE = b"\r\n\r\n"
 class Flow:
     """A transport plus a remote address: where a message came from or goes."""
 
-    transport: str  # "UDP" | "TCP"
+    transport: str  # "UDP" | "TCP" | "TLS"
     host: str  # an IP literal (no brackets for IPv6)
     port: int
+    #: the name a TLS connection to this flow checks the certificate against
+    #: (the URI's host before DNS; None: ``host``)
+    name: str | None = field(default=None, compare=False, hash=False)
 
     @property
     def addr(self) -> tuple[str, int]:
@@ -97,8 +102,15 @@ def response_flow(response: Response, source: Flow, connected: bool) -> Flow:
     return Flow(source.transport, host, port)
 
 
+ConnKey = tuple[str, str, int]  # transport, host, port
+
+
 class SipTransport:
-    """UDP + TCP listeners on one port and the TCP connections in use."""
+    """UDP + TCP listeners on one port, TLS on another, and the connections in use.
+
+    ``tls_server`` (a server :class:`ssl.SSLContext` with our certificate) opens
+    the TLS listener on ``tls_port``; ``tls_client`` is the context for TLS
+    connections we open (certificate verification as configured in it)."""
 
     def __init__(
         self,
@@ -110,15 +122,22 @@ class SipTransport:
         tcp: bool = True,
         tcp_idle_s: float = 600.0,
         in_use: Callable[[tuple[str, int]], bool] | None = None,
+        tls_server: ssl.SSLContext | None = None,
+        tls_client: ssl.SSLContext | None = None,
+        tls_port: int = 5061,
     ) -> None:
         self.host = host
         self.port = port
         self.tcp = tcp
+        self.tls_port = tls_port
+        self._tls_server_ctx = tls_server
+        self._tls_client_ctx = tls_client
+        self._tls_server: asyncio.Server | None = None
         self._on_message = on_message
         self._on_bad = on_bad_message
         self._udp: asyncio.DatagramTransport | None = None
         self._server: asyncio.Server | None = None
-        self._conns: dict[tuple[str, int], _TcpConnection] = {}
+        self._conns: dict[ConnKey, _TcpConnection] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._idle_s = tcp_idle_s
         self._in_use = in_use or (lambda _addr: False)
@@ -152,8 +171,31 @@ class SipTransport:
                 continue  # the ephemeral UDP port was taken on TCP: try another
             self._udp, self.port = udp, bound
             break
-        if self.tcp:
+        if self._tls_server_ctx is not None:
+            try:
+                self._tls_server = await loop.create_server(
+                    lambda: _TcpConnection(self, None, "TLS"),
+                    self.host,
+                    self.tls_port,
+                    ssl=self._tls_server_ctx,
+                    reuse_address=True,
+                    ssl_handshake_timeout=10.0,
+                )
+            except OSError:
+                await self.stop()
+                raise
+            self.tls_port = int(self._tls_server.sockets[0].getsockname()[1])
+        if self.tcp or self.tls:
             self._sweeper = loop.call_later(min(60.0, self._idle_s), self._sweep)
+
+    @property
+    def tls(self) -> bool:
+        """TLS is possible: we listen on it or may open TLS connections."""
+        return self._tls_server_ctx is not None or self._tls_client_ctx is not None
+
+    @property
+    def tls_listening(self) -> bool:
+        return self._tls_server is not None
 
     async def stop(self) -> None:
         self._closed = True
@@ -166,9 +208,10 @@ class SipTransport:
         self._conns.clear()
         if self._udp is not None:
             self._udp.close()
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
+        for server in (self._server, self._tls_server):
+            if server is not None:
+                server.close()
+                await server.wait_closed()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
@@ -187,13 +230,17 @@ class SipTransport:
                 if on_error is not None:
                     on_error(f"UDP send to {flow.host}:{flow.port} failed: {exc}")
             return
-        if flow.transport != "TCP" or not self.tcp:
-            if on_error is not None:
-                on_error(f"transport {flow.transport} not available")
-            return
-        conn = self._conns.get(flow.addr)
+        key = (flow.transport, flow.host, flow.port)
+        conn = self._conns.get(key)
         if conn is None:
-            conn = self._connect(flow.addr)
+            if not (
+                (flow.transport == "TCP" and self.tcp)
+                or (flow.transport == "TLS" and self._tls_client_ctx is not None)
+            ):
+                if on_error is not None:
+                    on_error(f"transport {flow.transport} not available")
+                return
+            conn = self._connect(flow)
         conn.write(data, on_error)
 
     def send_response(self, response: Response, source: Flow) -> None:
@@ -203,24 +250,40 @@ class SipTransport:
         return response_flow(response, source, self.is_connected(source))
 
     def is_connected(self, flow: Flow) -> bool:
-        return flow.reliable and flow.addr in self._conns
+        return flow.reliable and (flow.transport, flow.host, flow.port) in self._conns
 
-    def _connect(self, addr: tuple[str, int]) -> _TcpConnection:
-        conn = _TcpConnection(self, addr)
-        self._conns[addr] = conn
-        task = asyncio.get_running_loop().create_task(self._open(conn, addr))
+    def _connect(self, flow: Flow) -> _TcpConnection:
+        conn = _TcpConnection(self, flow.addr, flow.transport)
+        self._conns[(flow.transport, flow.host, flow.port)] = conn
+        task = asyncio.get_running_loop().create_task(self._open(conn, flow))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return conn
 
-    async def _open(self, conn: _TcpConnection, addr: tuple[str, int]) -> None:
+    async def _open(self, conn: _TcpConnection, flow: Flow) -> None:
         loop = asyncio.get_running_loop()
+        tls = flow.transport == "TLS"
         try:
-            await asyncio.wait_for(
-                loop.create_connection(lambda: conn, addr[0], addr[1]), timeout=10.0
+            if tls:
+                await asyncio.wait_for(
+                    loop.create_connection(
+                        lambda: conn,
+                        flow.host,
+                        flow.port,
+                        ssl=self._tls_client_ctx,
+                        server_hostname=flow.name or flow.host,
+                        ssl_handshake_timeout=10.0,
+                    ),
+                    timeout=15.0,
+                )
+            else:
+                await asyncio.wait_for(
+                    loop.create_connection(lambda: conn, flow.host, flow.port), timeout=10.0
+                )
+        except (OSError, TimeoutError) as exc:  # ssl.SSLError is an OSError
+            conn.failed(
+                f"{flow.transport} connect to {flow.host}:{flow.port} failed: {exc or 'timeout'}"
             )
-        except (OSError, TimeoutError) as exc:
-            conn.failed(f"TCP connect to {addr[0]}:{addr[1]} failed: {exc or 'timeout'}")
 
     # ---- receiving -----------------------------------------------------------
 
@@ -240,20 +303,23 @@ class SipTransport:
         self._received(data, Flow("UDP", addr[0], addr[1]), stream=False)
 
     def _registered(self, conn: _TcpConnection, addr: tuple[str, int]) -> None:
-        old = self._conns.get(addr)
+        key = (conn.kind, addr[0], addr[1])
+        old = self._conns.get(key)
         if old is not None and old is not conn:
             old.close()
-        self._conns[addr] = conn
+        self._conns[key] = conn
 
     def _lost(self, conn: _TcpConnection) -> None:
-        if conn.addr is not None and self._conns.get(conn.addr) is conn:
-            del self._conns[conn.addr]
+        if conn.addr is not None:
+            key = (conn.kind, conn.addr[0], conn.addr[1])
+            if self._conns.get(key) is conn:
+                del self._conns[key]
 
     def _sweep(self) -> None:
         loop = asyncio.get_running_loop()
         now = loop.time()
-        for addr, conn in list(self._conns.items()):
-            if now - conn.last_used > self._idle_s and not self._in_use(addr):
+        for (_, host, port), conn in list(self._conns.items()):
+            if now - conn.last_used > self._idle_s and not self._in_use((host, port)):
                 conn.close()
         self._sweeper = loop.call_later(min(60.0, self._idle_s), self._sweep)
 
@@ -270,11 +336,14 @@ class _UdpProtocol(asyncio.DatagramProtocol):
 
 
 class _TcpConnection(asyncio.Protocol):
-    """One TCP connection: frames the byte stream by Content-Length."""
+    """One TCP (or TLS) connection: frames the byte stream by Content-Length."""
 
-    def __init__(self, owner: SipTransport, addr: tuple[str, int] | None) -> None:
+    def __init__(
+        self, owner: SipTransport, addr: tuple[str, int] | None, kind: str = "TCP"
+    ) -> None:
         self._owner = owner
         self.addr = addr
+        self.kind = kind
         self._transport: asyncio.Transport | None = None
         self._buffer = bytearray()
         self._pending: list[tuple[bytes, ErrorHandler | None]] = []
@@ -331,10 +400,12 @@ class _TcpConnection(asyncio.Protocol):
             message = bytes(buf[:size])
             del buf[:size]
             if self.addr is not None:
-                self._owner._received(message, Flow("TCP", self.addr[0], self.addr[1]), stream=True)
+                self._owner._received(
+                    message, Flow(self.kind, self.addr[0], self.addr[1]), stream=True
+                )
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.failed("TCP connection lost")
+        self.failed(f"{self.kind} connection lost")
 
     def close(self) -> None:
         self._dead = True

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import ssl
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Final
 
@@ -72,7 +73,8 @@ RequestFilter = Callable[[Request, tuple[str, int]], int | None]
 
 
 class SipEndpoint:
-    """A SIP user agent on one UDP (+TCP) port."""
+    """A SIP user agent on one UDP (+TCP) port, and TLS on ``tls_port`` when
+    given a server context (``tls_server``); ``tls_client`` for calls over TLS."""
 
     def __init__(
         self,
@@ -83,6 +85,9 @@ class SipEndpoint:
         user_agent: str = "Flireo",
         t1: float = 0.5,
         public_host: str | None = None,
+        tls_server: ssl.SSLContext | None = None,
+        tls_client: ssl.SSLContext | None = None,
+        tls_port: int = 5061,
     ) -> None:
         self.host = host
         self.tcp = tcp
@@ -99,6 +104,9 @@ class SipEndpoint:
             on_message=self._on_message,
             on_bad_message=self._on_bad,
             in_use=self._tcp_refs.__contains__,
+            tls_server=tls_server,
+            tls_client=tls_client,
+            tls_port=tls_port,
         )
         self._layer: TransactionLayer | None = None
         self._dialogs: dict[tuple[str, str, str], Dialog] = {}
@@ -114,6 +122,11 @@ class SipEndpoint:
         return self.transport.port
 
     @property
+    def tls_port(self) -> int | None:
+        """The TLS listener's port (None without one)."""
+        return self.transport.tls_port if self.transport.tls_listening else None
+
+    @property
     def layer(self) -> TransactionLayer:
         if self._layer is None:
             raise RuntimeError("SipEndpoint not started")
@@ -127,7 +140,9 @@ class SipEndpoint:
         await self.transport.start()
         self._layer = TransactionLayer(self.transport, self.timers)
         self._running = True
-        log.info("sip.listening", host=self.host, port=self.port, tcp=self.tcp)
+        log.info(
+            "sip.listening", host=self.host, port=self.port, tcp=self.tcp, tls_port=self.tls_port
+        )
 
     async def stop(self) -> None:
         """Stop listening; sends nothing (calls in progress just end, reason ``shutdown``)."""
@@ -186,7 +201,7 @@ class SipEndpoint:
         """Call ``target`` (a sip: URI); the answered :class:`Dialog`, or :class:`DialFailed`.
 
         ``proxy`` sends the INVITE to that address instead of the target's host
-        (an outbound proxy / trunk address); ``transport`` ("UDP"/"TCP")
+        (an outbound proxy / trunk address); ``transport`` ("UDP"/"TCP"/"TLS")
         overrides the URI's ``transport`` parameter. Cancelling the awaiting
         task CANCELs the INVITE (cleanup continues in the background).
         """
@@ -200,6 +215,8 @@ class SipEndpoint:
             hop = NextHop(hop.host, hop.port, transport.upper())
         if hop.transport == "TCP" and not self.tcp:
             raise DialFailed(None, "TCP is disabled on this endpoint", "failed")
+        if hop.transport == "TLS" and not self.transport.tls:
+            raise DialFailed(None, "TLS is not configured on this endpoint", "failed")
         try:
             flow = await resolve(hop)
         except OSError as exc:
@@ -243,13 +260,14 @@ class SipEndpoint:
         host = self.advertised_host(flow)
         if ":" in host and not host.startswith("["):
             host = f"[{host}]"
-        return f"{host}:{self.port}"
+        port = self.transport.tls_port if flow.transport == "TLS" else self.port
+        return f"{host}:{port}"
 
     def via(self, flow: Flow, branch: str) -> str:
         return f"SIP/2.0/{flow.transport} {self._hostport(flow)};branch={branch};rport"
 
     def contact(self, flow: Flow) -> str:
-        suffix = ";transport=tcp" if flow.transport == "TCP" else ""
+        suffix = {"TCP": ";transport=tcp", "TLS": ";transport=tls"}.get(flow.transport, "")
         return f"<sip:flireo@{self._hostport(flow)}{suffix}>"
 
     def extra_headers(self) -> list[tuple[str, str]]:

@@ -30,9 +30,7 @@ async def outbound_agent(api: httpx.AsyncClient) -> str:
     r = await api.post("/sip-trunks", json={"name": "carrier", "host": "sip.example.com"})
     assert r.status_code == 201, r.text
     trunk_id = r.json()["sip_trunk"]["id"]
-    r = await api.post(
-        "/numbers", json={"phone_number": OWN_NUMBER, "transfer_trunk_id": trunk_id}
-    )
+    r = await api.post("/numbers", json={"phone_number": OWN_NUMBER, "transfer_trunk_id": trunk_id})
     assert r.status_code == 201, r.text
     return agent_id
 

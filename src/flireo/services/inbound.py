@@ -12,6 +12,8 @@ zero minutes balance                             answer, speak the error, record
                                                  ``rejected`` / ``insufficient-credits``
 assistant-request replies ``{"error": ...}``     answer, speak it, record ``rejected`` /
                                                  ``assistant-request-returned-error``
+a set-up step fails (store, a bug)               500, record ``failed`` with its reason
+                                                 (services/setup_failures.py), ended once
 otherwise                                        answer; the record is ``ringing``
 ==============================================  =========================================
 """
@@ -29,6 +31,7 @@ from flireo.services.assistant_request import ask_assistant
 from flireo.services.call_lifecycle import CallCompletion, CallLifecycle
 from flireo.services.calls import inbound_call_id
 from flireo.services.container import Services
+from flireo.services.setup_failures import end_failed_setup
 from flireo.store.tables import Agent, Call, Organization, PhoneNumber, SipTrunk
 from flireo.telephony.sip.guard import ip_allowed
 from flireo.webhooks import outbox
@@ -142,9 +145,25 @@ async def admit_inbound(
         owner_node=services.settings.node_id,
     )
     await lifecycle.open(call, "ringing", agent=agent)
-    call_id = call.id
     trunk_id = trunk.id if trunk else None
-    rows = CallRows(call, agent, number)
+    try:
+        return await _decide(services, lifecycle, CallRows(call, agent, number), org, trunk_id)
+    except Exception as exc:  # the record exists: it must not stay ``ringing``
+        failure = await end_failed_setup(lifecycle, call.id, exc, step="admission")
+        return Admission(failure.sip_status, failure.sip_reason, call_id=call.id, trunk_id=trunk_id)
+
+
+async def _decide(
+    services: Services,
+    lifecycle: CallLifecycle,
+    rows: CallRows,
+    org: Organization,
+    trunk_id: str | None,
+) -> Admission:
+    """The stored ``ringing`` call: reject it (no minutes, assistant-request error),
+    or answer it with the assistant-request's overrides stored on it."""
+    call, agent, number = rows.call, rows.agent, rows.number
+    call_id = call.id
     if org.minutes_balance <= 0:
         await lifecycle.finish(
             call_id,

@@ -29,7 +29,7 @@ from typing import Any
 
 import structlog
 
-from flireo.domain.calls import DialEndedReason
+from flireo.domain.calls import DialEndedReason, SetupEndedReason
 from flireo.engine.transport import TransferResult
 from flireo.media.frames import SAMPLE_RATE
 from flireo.media.resample import resample_all
@@ -38,12 +38,13 @@ from flireo.services.call_lifecycle import CallCompletion, CallLifecycle
 from flireo.services.call_runner import CallRunner, CallSetupError, PreparedCall
 from flireo.services.container import Services
 from flireo.services.inbound import admit_inbound, trunk_ips
+from flireo.services.setup_failures import end_failed_setup
 from flireo.settings import Settings
 from flireo.store.tables import Call, PhoneNumber, SipTrunk
 from flireo.telephony.media_transport import SipMediaTransport
+from flireo.telephony.rtp import srtp
 from flireo.telephony.rtp.dtmf import info_body, parse_info_body
 from flireo.telephony.rtp.packet import RtpPacket
-from flireo.telephony.rtp import srtp
 from flireo.telephony.rtp.ports import PortAllocator
 from flireo.telephony.rtp.session import RtpSession
 from flireo.telephony.sip import sdp
@@ -269,27 +270,42 @@ class SipGateway:
             return
         call_id = admission.call_id
         assert call_id is not None
+        step = "sdp"
         try:
-            negotiated = sdp.negotiate(
-                sdp.parse_audio(incoming.remote_sdp), CODECS, srtp=self.svc.settings.sip_srtp
-            )
-        except ValueError as exc:
-            await incoming.reject(488, "Not Acceptable Here")
-            await self._fail(call_id, DialEndedReason.FAILED, f"SDP: {exc}")
-            return
-        if admission.reject_message is not None:
+            try:
+                negotiated = sdp.negotiate(
+                    sdp.parse_audio(incoming.remote_sdp), CODECS, srtp=self.svc.settings.sip_srtp
+                )
+            except ValueError as exc:
+                await incoming.reject(488, "Not Acceptable Here")
+                await self._fail(call_id, SetupEndedReason.INCOMPATIBLE_SDP, f"SDP: {exc}")
+                return
+            if admission.reject_message is not None:
+                step = "media"
+                leg = await self._answer(incoming, call_id, negotiated, trunk=None)
+                if leg is not None:
+                    await self._say_and_hang_up(leg, admission.reject_message)
+                return
+            step = "vendor preparation"
+            try:
+                prepared = await self.runner.prepare(call_id, rows=admission.rows)
+            except CallSetupError as exc:
+                await incoming.reject(503, "Service Unavailable")
+                await self.runner.fail(call_id, exc.ended_reason, exc.error, answered=False)
+                return
+            step = "media"
             leg = await self._answer(incoming, call_id, negotiated, trunk=None)
-            if leg is not None:
-                await self._say_and_hang_up(leg, admission.reject_message)
-            return
-        try:
-            prepared = await self.runner.prepare(call_id, rows=admission.rows)
-        except CallSetupError as exc:
-            await incoming.reject(503, "Service Unavailable")
-            await self.runner.fail(call_id, exc.ended_reason, exc.error, answered=False)
-            return
-        leg = await self._answer(incoming, call_id, negotiated, trunk=None)
-        if leg is None:
+            if leg is None:
+                return
+        except BaseException as exc:  # every set-up failure ends the record once
+            failure = await asyncio.shield(
+                end_failed_setup(self.lifecycle, call_id, exc, step=step)
+            )
+            if not incoming.finalized:
+                with contextlib.suppress(Exception):
+                    await incoming.reject(failure.sip_status, failure.sip_reason)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
             return
         leg.trunk_id = admission.trunk_id
         await self._converse(leg, prepared=prepared)
@@ -303,21 +319,23 @@ class SipGateway:
         trunk: Trunk | None,
     ) -> Leg | None:
         rtp = self._rtp(negotiated, call_id)
-        port = await rtp.bind()
-        answer = sdp.build(
-            host=self.endpoint.advertised_host(incoming.flow),
-            port=port,
-            session_id=secrets.randbits(31),
-            version=1,
-            codecs=(negotiated.codec_pt,),
-            dtmf_pt=negotiated.dtmf_pt,
-            proto=negotiated.proto,
-            crypto=(negotiated.crypto,) if negotiated.crypto is not None else (),
-        )
         try:
+            port = await rtp.bind()
+            answer = sdp.build(
+                host=self.endpoint.advertised_host(incoming.flow),
+                port=port,
+                session_id=secrets.randbits(31),
+                version=1,
+                codecs=(negotiated.codec_pt,),
+                dtmf_pt=negotiated.dtmf_pt,
+                proto=negotiated.proto,
+                crypto=(negotiated.crypto,) if negotiated.crypto is not None else (),
+            )
             dialog = await incoming.answer(answer)
-        except CallCancelled:
+        except BaseException as exc:
             rtp.close()
+            if not isinstance(exc, CallCancelled):
+                raise
             await self.lifecycle.finish(
                 call_id,
                 CallCompletion(
@@ -429,9 +447,8 @@ class SipGateway:
                 self._fail(call_id, DialEndedReason.INTERRUPTED, "the server stopped")
             )
             raise
-        except Exception as exc:
-            log.exception("outbound call failed", call_id=call_id)
-            await self._fail(call_id, DialEndedReason.FAILED, f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # RTP ports, the store, a bug: the record ends once
+            await end_failed_setup(self.lifecycle, call_id, exc, step="dial")
 
     async def _place(self, call_id: str) -> None:
         async with self.svc.db.read() as s:

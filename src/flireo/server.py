@@ -26,6 +26,7 @@ from flireo.services.sip_gateway import SipGateway
 from flireo.settings import Settings
 from flireo.store.db import Database
 from flireo.store.migrate import upgrade
+from flireo.webcall.service import WebCalls
 from flireo.webhooks.delivery import WebhookDeliverer
 
 log = structlog.get_logger(__name__)
@@ -82,6 +83,7 @@ async def serve(settings: Settings, console: Console | None = None) -> None:
     )
     await end_interrupted_calls(lifecycle, settings.node_id)
     runner = CallRunner(services, lifecycle)
+    web_calls = services.web_calls = WebCalls(services, lifecycle, runner)
     gateway: SipGateway | None = None
     if settings.sip_enabled:
         gateway = SipGateway(services, lifecycle, runner)
@@ -113,6 +115,7 @@ async def serve(settings: Settings, console: Console | None = None) -> None:
         await server.serve()
     finally:
         await campaigns.stop()
+        await web_calls.stop()
         if gateway is not None:
             await gateway.stop()
         await services.bus.stop()

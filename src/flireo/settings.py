@@ -92,6 +92,10 @@ class Settings(BaseSettings):
     node_id: str = Field(default_factory=socket.gethostname)
     #: a ``: ping`` comment on idle live-event streams (SSE) this often
     sse_heartbeat_seconds: float = Field(default=15.0, gt=0)
+    #: a browser call (``POST /calls/web``) whose ICE/DTLS is not up by then fails
+    webcall_connect_timeout_seconds: float = Field(default=10.0, gt=0)
+    #: a browser call whose audio stops this long is over (the browser is gone)
+    webcall_media_timeout_seconds: float = Field(default=5.0, gt=0)
 
     # --- webhooks and post-call work ----------------------------------------
     #: the egress policy (security/egress.py): let user-set URLs (webhooks, tool

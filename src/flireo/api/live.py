@@ -1,4 +1,5 @@
-"""Live events as Server-Sent Events: ``GET /calls/{id}/events``, ``GET /calls/events``.
+"""Live events as Server-Sent Events (``GET /calls/{id}/events``, ``GET /calls/events``)
+and browser calls (``POST /calls/web``, see :mod:`flireo.webcall.service`).
 
 Each message is ``event: <type>`` and ``data: <json object>`` (one line),
 then a blank line. Idle streams get a ``: ping`` comment every
@@ -21,9 +22,11 @@ from fastapi.responses import StreamingResponse
 from flireo.api.auth import Principal, principal, services
 from flireo.api.errors import error_responses
 from flireo.bus.events import TERMINAL, EventSubscription
+from flireo.errors import InvalidRequest
 from flireo.services import calls as svc_calls
 from flireo.services.container import Services
 from flireo.store.tables import Call
+from flireo.webcall.service import WebCallRequest, WebCallResponse
 
 router = APIRouter(prefix="/calls", tags=["Calls"], responses=error_responses(401, 429))
 
@@ -141,3 +144,20 @@ async def call_events(
             await _close(sub)
 
     return StreamingResponse(stream(), media_type="text/event-stream", headers=_HEADERS)
+
+
+@router.post(
+    "/web",
+    status_code=201,
+    response_model=WebCallResponse,
+    summary="Talk to an agent from a browser: a WebRTC offer in, the answer out",
+    responses=error_responses(400, 402, 422),
+)
+async def create_web_call(
+    body: WebCallRequest, who: Principal = Depends(principal), svc: Services = Depends(services)
+) -> WebCallResponse:
+    if svc.web_calls is None:
+        raise InvalidRequest(
+            "Browser calls are not available on this server", code="web_calls_unavailable"
+        )
+    return await svc.web_calls.start(who.org_id, body)

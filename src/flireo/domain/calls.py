@@ -18,7 +18,8 @@ FINAL_STATUSES: tuple[CallStatus, ...] = ("ended", "failed", "rejected")
 class CallOut(OutModel):
     id: str
     type: str
-    direction: Literal["inbound", "outbound"]
+    #: ``web``: a browser call (``POST /calls/web``, type ``webCall``)
+    direction: Literal["inbound", "outbound", "web"]
     caller_phone: str | None
     assistant_phone: str | None
     status: CallStatus

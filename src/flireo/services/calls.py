@@ -27,6 +27,7 @@ from flireo.domain.calls import (
 from flireo.domain.common import Page
 from flireo.store.crud import get_owned
 from flireo.store.tables import Call, PhoneNumber, WebhookAttempt, WebhookEvent
+from flireo.webhooks.payloads import call_type
 
 _ALNUM = string.ascii_letters + string.digits
 
@@ -121,7 +122,7 @@ async def get_call(session: AsyncSession, org_id: str, call_id: str) -> Call:
 def _common(call: Call, phone_number: str | None) -> dict[str, Any]:
     return {
         "id": call.id,
-        "type": "outboundPhoneCall" if call.direction == "outbound" else "inboundPhoneCall",
+        "type": call_type(call.direction),
         "direction": call.direction,
         "caller_phone": call.caller_phone,
         "assistant_phone": call.assistant_phone,

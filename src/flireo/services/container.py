@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -14,6 +15,9 @@ from flireo.services.dialer import Dialer
 from flireo.settings import Settings
 from flireo.store.db import Database
 from flireo.store.vault import Vault
+
+if TYPE_CHECKING:
+    from flireo.webcall.service import WebCalls
 
 
 @dataclass
@@ -30,3 +34,5 @@ class Services:
     key_last_used: dict[str, float] = field(default_factory=dict)
     #: wakes the webhook deliverer of this process (set by the server)
     kick_webhooks: Callable[[], None] = lambda: None
+    #: browser calls over WebRTC (``POST /calls/web``), set by the server
+    web_calls: WebCalls | None = None

@@ -25,11 +25,18 @@ def webhook_status(rest_status: str) -> str:
     return _WEBHOOK_STATUS.get(rest_status, rest_status)
 
 
+def call_type(direction: str | None) -> str:
+    """The call object's ``type``: ``inboundPhoneCall``, ``outboundPhoneCall`` or ``webCall``."""
+    if direction == "web":
+        return "webCall"
+    return "outboundPhoneCall" if direction == "outbound" else "inboundPhoneCall"
+
+
 def call_object(call: Call, *, status: str | None = None) -> dict[str, Any]:
     realtime = bool((call.overrides or {}).get("pipeline") == "realtime")
     return {
         "id": call.id,
-        "type": "outboundPhoneCall" if call.direction == "outbound" else "inboundPhoneCall",
+        "type": call_type(call.direction),
         "status": status or webhook_status(call.status),
         "pipeline": "realtime" if realtime else "standard",
     }

@@ -30,7 +30,7 @@ from pydantic import AliasChoices, Field
 from sqlalchemy import select
 
 from flireo.domain.calls import CallOut, DialEndedReason
-from flireo.domain.common import FREE_TEXT_FIELDS, OutModel, WireModel
+from flireo.domain.common import OutModel, WireModel
 from flireo.errors import InvalidRequest, PaymentRequired
 from flireo.services.call_lifecycle import CallLifecycle
 from flireo.services.call_runner import CallRunner, CallSetupError, PreparedCall
@@ -47,7 +47,9 @@ MAX_SDP_CHARS = 64_000
 
 class WebCallRequest(WireModel):
     #: SDP lines end in CRLF: free text (NUL still refused)
-    free_text_fields: ClassVar[frozenset[str]] = FREE_TEXT_FIELDS | {"sdp"}
+    free_text_fields: ClassVar[frozenset[str]] = frozenset(
+        getattr(WireModel, "free_text_fields", frozenset())
+    ) | {"sdp"}
 
     agent_id: str = Field(
         min_length=1, max_length=200, validation_alias=AliasChoices("agent_id", "agentId")

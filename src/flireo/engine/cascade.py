@@ -301,6 +301,7 @@ class CascadeConversation:
             return  # the first message answers this utterance
         timer = ctx.new_turn(
             "user",
+            caller_started_at=utterance.started_at,
             end_of_turn_at=utterance.ended_at,
             final_at=utterance.final_at,
             endpointing_s=utterance.end_wait_s,

@@ -154,7 +154,7 @@ class CallContext:
         return timer
 
     def turn_done(self, timer: TurnTimer) -> None:
-        metrics = timer.finish(self.transcript.seconds_from_start(timer.started_at))
+        metrics = timer.finish(self.transcript.seconds_from_start, self.clock.monotonic())
         self.turns.append(metrics)
         self.emit(TurnCompleted(metrics))
 

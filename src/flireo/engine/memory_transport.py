@@ -16,6 +16,7 @@ import asyncio
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from flireo.clock import Clock
 from flireo.engine.transport import (
@@ -27,6 +28,9 @@ from flireo.engine.transport import (
 )
 from flireo.media.frames import BYTES_PER_SAMPLE, FRAME_BYTES, FRAME_MS
 from flireo.media.ticker import ticker_for
+
+if TYPE_CHECKING:
+    from flireo.recordings.capture import CallRecorder
 
 _FRAME_S = FRAME_MS / 1000
 _SILENCE = bytes(FRAME_BYTES)
@@ -72,6 +76,8 @@ class MemoryTransport:
         self._closed = False
         self._sink: FrameSink | None = None
         self._listening: asyncio.Future[None] | None = None
+        self._recorder: CallRecorder | None = None
+        self._tick_sent: bytes | None = None  # what this tick's send side played
 
     # --- AudioTransport (the engine's side) ----------------------------------------------
     async def audio(self) -> AsyncIterator[bytes]:
@@ -87,8 +93,11 @@ class MemoryTransport:
                 start, ticks = clock.monotonic(), 0
             if self.closed:  # hung up while we waited
                 return
-            self._play_frame()
-            yield self._caller_frame()
+            sent = self._play_frame()
+            frame = self._caller_frame()
+            if self._recorder is not None:
+                self._recorder.on_tick(frame, sent)
+            yield frame
 
     async def listen(self, sink: FrameSink) -> None:
         """Frames to ``sink`` on the clock's shared 20 ms pacer, until the line closes."""
@@ -106,14 +115,20 @@ class MemoryTransport:
 
     # the pacer's side (flireo.media.ticker.Ticked)
     def send_tick(self, deadline: float, skipped: int) -> None:
-        self._play_frame()  # ticks the pacer gave up play nothing, as RTP sends nothing
+        # ticks the pacer gave up play nothing, as RTP sends nothing
+        self._tick_sent = self._play_frame()
 
     def receive_tick(self, skipped: int) -> None:
         sink = self._sink
-        for _ in range(skipped + 1):
+        recorder = self._recorder
+        sent, self._tick_sent = self._tick_sent, None
+        for i in range(skipped + 1):
             if self._closed or sink is None:
                 return
-            sink(self._caller_frame())
+            frame = self._caller_frame()
+            if recorder is not None:
+                recorder.on_tick(frame, sent if i == skipped else None)
+            sink(frame)
 
     def tick_failed(self) -> None:
         self._close()
@@ -154,6 +169,17 @@ class MemoryTransport:
     async def send_dtmf(self, digits: str) -> None:
         self.dtmf_sent.append(digits)
 
+    def attach_recorder(self, recorder: CallRecorder) -> None:
+        """Every tick of the line feeds ``recorder`` from now on, until it closes."""
+        self._recorder = recorder
+        recorder.bind(self._clock)
+        if self._closed:
+            recorder.stop()
+
+    @property
+    def recorder(self) -> CallRecorder | None:
+        return self._recorder
+
     async def transfer(self, destination: str) -> TransferResult:
         self.transfers.append(destination)
         return self.transfer_result
@@ -168,12 +194,15 @@ class MemoryTransport:
         if not self._closed:
             self._closed = True
             self._events.put_nowait(None)
+            if self._recorder is not None:
+                self._recorder.stop()
             if self._listening is not None and not self._listening.done():
                 self._listening.set_result(None)
 
-    def _play_frame(self) -> None:
+    def _play_frame(self) -> bytes | None:
+        """This tick's frame of agent speech off the queue (None: nothing to play)."""
         if not self._out_bytes:
-            return
+            return None
         parts: list[bytes] = []
         need = FRAME_BYTES
         while need and self._out:
@@ -190,6 +219,7 @@ class MemoryTransport:
         self._played_samples += len(frame) // BYTES_PER_SAMPLE
         if self._record:
             self.played.append(PlayedFrame(self._clock.monotonic(), frame))
+        return frame
 
     # --- the caller's side ---------------------------------------------------------------
     def push_caller_audio(self, pcm: bytes) -> None:

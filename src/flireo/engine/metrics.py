@@ -10,10 +10,17 @@ injected clock from there or from its own request:
 - ``tts_first_byte_ms``: first sentence's TTS request → first audio chunk;
 - ``first_audio_ms``: end of turn → first agent audio handed to the transport;
 - ``endpointing_ms``: the silence waited before the end-of-turn decision.
+
+Each turn also sits on the call's timeline (the recording's: seconds from the
+answer, the zero of the transcript's ``secondsFromStart``): ``start_s`` (the
+caller began speaking, else the trigger), ``end_of_turn_s``, ``first_audio_s``
+(first agent audio handed to the line) and ``end_s`` (the reply's audio played
+out, or was cut by barge-in).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -52,6 +59,8 @@ class TurnTimer:
     #: ``user``, ``dtmf``, ``first-message``, ``control``, ``silence``, ``tool``...
     trigger: str
     started_at: float
+    #: the caller's utterance began (VAD onset; user turns)
+    caller_started_at: float | None = None
     endpointing_s: float | None = None
     end_of_turn_at: float | None = None
     final_at: float | None = None
@@ -91,12 +100,19 @@ class TurnTimer:
         if self.first_audio_at is None:
             self.first_audio_at = at
 
-    def finish(self, seconds_from_start: float) -> TurnMetrics:
+    def finish(self, offset: Callable[[float], float], ended_at: float) -> TurnMetrics:
+        """The turn's numbers; ``offset`` maps a clock time to seconds on the call's
+        timeline, ``ended_at`` is when the turn ended."""
         origin = self.end_of_turn_at if self.end_of_turn_at is not None else self.started_at
+        start = self.caller_started_at if self.caller_started_at is not None else origin
         return TurnMetrics(
             turn=self.turn,
             trigger=self.trigger,
-            seconds_from_start=seconds_from_start,
+            seconds_from_start=offset(self.started_at),
+            start_s=offset(start),
+            end_of_turn_s=None if self.end_of_turn_at is None else offset(self.end_of_turn_at),
+            first_audio_s=None if self.first_audio_at is None else offset(self.first_audio_at),
+            end_s=offset(max(ended_at, start)),
             endpointing_ms=None if self.endpointing_s is None else round(self.endpointing_s * 1000),
             stt_ms=_ms(self.end_of_turn_at, self.final_at),
             llm_first_token_ms=_ms(self.llm_request_at, self.llm_first_token_at),
@@ -115,6 +131,11 @@ class TurnMetrics:
     turn: int
     trigger: str
     seconds_from_start: float
+    #: on the call's (and recording's) timeline, seconds from the answer
+    start_s: float
+    end_of_turn_s: float | None
+    first_audio_s: float | None
+    end_s: float
     endpointing_ms: float | None
     stt_ms: float | None
     llm_first_token_ms: float | None

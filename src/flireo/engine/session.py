@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any, TypeVar
 
 import httpx
@@ -135,6 +136,12 @@ class CallSession:
         pump = EventPump(self._sink)
         pump_task = asyncio.create_task(pump.run(), name="call-events")
         started_at, started_wall = clock.monotonic(), clock.now()
+        recorder = self._transport.recorder
+        if recorder is not None and recorder.started_at is not None:
+            # the call's zero is the recording's: every secondsFromStart is an offset
+            # into the file
+            started_wall -= timedelta(seconds=started_at - recorder.started_at)
+            started_at = recorder.started_at
         usage = Usage()
         transcript = Transcript(
             clock,

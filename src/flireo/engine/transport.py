@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from flireo.recordings.capture import CallRecorder
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,4 +83,17 @@ class AudioTransport(Protocol):
 
     async def hangup(self) -> None:
         """End the call from our side; idempotent."""
+        ...
+
+    def attach_recorder(self, recorder: CallRecorder) -> None:
+        """Record the call from now on: the recorder's timeline starts now
+        (:meth:`CallRecorder.bind` with the transport's clock) and every pacer tick
+        feeds it the caller frame received and the agent frame sent, also while a
+        transfer bridges the media; it is stopped when the media closes.
+        Attach before the engine's session runs: its transcript shares this zero."""
+        ...
+
+    @property
+    def recorder(self) -> CallRecorder | None:
+        """The attached recorder, if any."""
         ...

@@ -140,6 +140,8 @@ class CallRecorder:
         self._finishing: asyncio.Future[RecordedAudio | None] | None = None
         self._discarding: asyncio.Future[None] | None = None
         self.dropped_frames = 0
+        #: the silence before the first tick (sample 0 is the attach, not that tick)
+        self.lead_samples = 0
         # shared with the worker (under _lock)
         self._queue: deque[_Chunk] = deque()
         self._lock = threading.Lock()
@@ -190,6 +192,7 @@ class CallRecorder:
             if lead > 0:
                 self._lead = lead
                 self._samples += lead
+                self.lead_samples = lead
 
     def stop(self) -> None:
         """No more ticks (the media closed); what was recorded waits for :meth:`finish`."""

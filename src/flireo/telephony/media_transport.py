@@ -35,6 +35,9 @@ from flireo.telephony.rtp.dtmf import EVENTS
 from flireo.telephony.rtp.session import RtpSession
 from flireo.telephony.rtp.stats import RtpStats
 
+if TYPE_CHECKING:
+    from flireo.recordings.capture import CallRecorder
+
 log = logging.getLogger(__name__)
 
 #: silence sent after the last words before our BYE (covers the far end's jitter buffer)
@@ -61,6 +64,7 @@ class SipMediaTransport:
         self._hangup_done: asyncio.Future[None] | None = None
         self._detached = False
         self._listening: asyncio.Future[None] | None = None
+        self._recorder: CallRecorder | None = None
         rtp.on_dtmf = self._digit
 
     # --- AudioTransport ------------------------------------------------------------------
@@ -105,6 +109,19 @@ class SipMediaTransport:
     @property
     def queued_samples(self) -> int:
         return self.rtp.queued_samples
+
+    def attach_recorder(self, recorder: CallRecorder) -> None:
+        """The RTP session feeds ``recorder`` in every tick from now on, and goes on
+        after :meth:`detach` (a bridged transfer: the caller and what the bridge
+        sends them), until the session closes."""
+        self._recorder = recorder
+        recorder.bind(self.rtp.clock)
+        self.rtp.set_recorder(recorder.on_tick)
+        self.rtp.add_close_callback(recorder.stop)
+
+    @property
+    def recorder(self) -> CallRecorder | None:
+        return self._recorder
 
     async def send_dtmf(self, digits: str) -> None:
         """RFC 4733 in the media stream if negotiated, else one SIP INFO per digit."""

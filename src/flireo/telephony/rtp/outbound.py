@@ -56,6 +56,7 @@ class OutboundStream:
         "dtmf_duration_ms",
         "dtmf_pt",
         "send_silence",
+        "sent_frame",
         "ssrc",
         "timestamp0",
     )
@@ -96,6 +97,8 @@ class OutboundStream:
         self._event_ts = 0
         self._done: Callable[[], None] | None = None
         self._gap_left = 0
+        #: the 16 kHz speech frame the last :meth:`packet` took off the queue (b"": none)
+        self.sent_frame = b""
 
     # --- speech ------------------------------------------------------------------------
     def enqueue(self, pcm16: bytes) -> None:
@@ -143,6 +146,7 @@ class OutboundStream:
     def packet(self, tick: int) -> RtpPacket | None:
         """The packet for tick ``tick`` (None: nothing to send this tick)."""
         timestamp = (self.timestamp0 + SAMPLES_PER_PACKET * tick) & 0xFFFFFFFF
+        self.sent_frame = b""
         if self._gap_left:
             self._gap_left -= 1
         elif self._event or self._dtmf:
@@ -228,6 +232,7 @@ class OutboundStream:
                 out.popleft()
                 self._out_offset = 0
         frame = parts[0] if len(parts) == 1 else b"".join(parts)
+        self.sent_frame = frame
         self._out_bytes -= len(frame)
         self._played_samples += len(frame) // BYTES_PER_SAMPLE
         return frame

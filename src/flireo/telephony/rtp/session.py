@@ -164,6 +164,9 @@ class RtpSession:
         self._max_frames = max_queued_frames
         self._frames_ready = asyncio.Event()
         self._sink: Callable[[bytes], None] | None = None
+        #: the call's recorder: (frame received, 16 kHz frame sent) once per tick
+        self._recorder: Callable[[bytes, bytes | None], None] | None = None
+        self._tick_sent = b""  # the speech frame this tick's packet carried
         # send
         self._outbound = OutboundStream(
             codec_pt=codec_pt,
@@ -277,6 +280,7 @@ class RtpSession:
         # them so a finished call's objects go by reference counting
         self.on_dtmf = None
         self._sink = None
+        self._recorder = None
 
     async def aclose(self) -> None:
         """:meth:`close` (the pacer never touches a closed session again)."""
@@ -302,6 +306,11 @@ class RtpSession:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def clock(self) -> Clock:
+        """The clock the pacer ticks on."""
+        return self._clock
 
     def stats(self) -> RtpStats:
         jitter = self._jitter.stats
@@ -344,6 +353,14 @@ class RtpSession:
             frames = self._frames
             while frames:
                 sink(frames.popleft())
+
+    def set_recorder(self, on_tick: Callable[[bytes, bytes | None], None] | None) -> None:
+        """Call ``on_tick(received, sent)`` in every receive tick from now on (also
+        while the frames go to a bridge, not the engine): the caller frame the
+        jitter buffer played and the 16 kHz speech frame this tick's packet carried
+        (None: silence, a digit, nothing sent; ticks the pacer gave up send nothing).
+        Cleared on close."""
+        self._recorder = None if self._closed else on_tick
 
     async def send(self, pcm16: bytes) -> None:
         """Queue agent speech (16 kHz s16le); the pacer sends it in real time."""
@@ -393,24 +410,32 @@ class RtpSession:
     def receive_tick(self, skipped: int) -> None:
         """This tick's slot of caller audio, after those of the ``skipped`` ticks
         (the engine's frames keep time whatever the pacer missed)."""
-        for _ in range(skipped + 1):
-            self._receive_tick()
+        recorder = self._recorder
+        if recorder is None:
+            for _ in range(skipped + 1):
+                self._receive_tick()
+            return
+        for _ in range(skipped):
+            recorder(self._receive_tick(), None)
+        sent, self._tick_sent = self._tick_sent, b""
+        recorder(self._receive_tick(), sent or None)
 
     def tick_failed(self) -> None:
         log.error("RTP pacer on port %s failed; closing the session", self._port)
         self.close()
 
-    def _receive_tick(self) -> None:
+    def _receive_tick(self) -> bytes:
         frame = self._playout.tick()
         if self._sink is not None:
             self._sink(frame)
-            return
+            return frame
         queue = self._frames
         queue.append(frame)
         if len(queue) > self._max_frames:
             queue.popleft()
             self._frames_dropped += 1
         self._frames_ready.set()
+        return frame
 
     def _send_tick(self, n: int, deadline: float) -> None:
         addr = self._send_addr
@@ -418,6 +443,7 @@ class RtpSession:
         if addr is None or transport is None:
             return  # no peer address yet: speech and digits wait
         packet = self._outbound.packet(n)
+        self._tick_sent = self._outbound.sent_frame
         if packet is None:
             return
         data = packet.serialize()

@@ -327,6 +327,8 @@ class Campaign(Timestamps, Base):
     calls_per_second: Mapped[float] = mapped_column(Float, default=1.0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=3)
     retry_delay_seconds: Mapped[int] = mapped_column(Integer, default=3600)
+    #: False: the campaign's calls are not recorded (whatever the agent says)
+    recording_enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=sa_true())
 
 
 class CampaignLead(Base):

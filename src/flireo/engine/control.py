@@ -4,8 +4,10 @@ The four commands are the domain models (:mod:`flireo.domain.calls`):
 ``inject-context`` (``content``, ``trigger_response``), ``say`` (``content``,
 ``end_after``), ``end-call`` (``message``) and ``transfer`` (``destination``,
 ``message``). :meth:`CallSession.control` accepts a model or its JSON dict,
-checks the limit (10 per minute per call, a sliding window on the injected
-clock) and queues it; commands run in order. Refusals raise
+checks the limit (``FLIREO_CONTROL_RATE_LIMIT_PER_MINUTE``, 10 by default, per
+call, a sliding window on the injected clock; ``end-call`` is always accepted
+and not counted, so a client over the limit can still hang up) and queues it;
+commands run in order. Refusals raise
 :class:`ControlRateLimited` (HTTP 429 with ``Retry-After``) or
 :class:`CallNotActive` (HTTP 400 ``call_not_active``).
 """
@@ -44,11 +46,12 @@ _ADAPTER: TypeAdapter[ControlCommand] = TypeAdapter(ControlCommand)
 
 
 class ControlRateLimited(RateLimited):
-    """More than :data:`CONTROL_LIMIT` commands within a minute for this call."""
+    """More than the limit of commands within a minute for this call."""
 
-    def __init__(self, retry_after: int) -> None:
+    def __init__(self, retry_after: int, limit: int = CONTROL_LIMIT) -> None:
         super().__init__(
-            f"Too many control commands for this call (limit {CONTROL_LIMIT} per minute)",
+            f"Too many control commands for this call (limit {limit} per minute; "
+            "end-call is always accepted)",
             retry_after=retry_after,
         )
 
@@ -83,5 +86,5 @@ class ControlRateLimiter:
             self._accepted.popleft()
         if len(self._accepted) >= self._limit:
             wait = self._accepted[0] + self._window_s - now
-            raise ControlRateLimited(retry_after=max(1, math.ceil(wait)))
+            raise ControlRateLimited(retry_after=max(1, math.ceil(wait)), limit=self._limit)
         self._accepted.append(now)

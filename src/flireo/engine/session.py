@@ -28,6 +28,7 @@ from flireo.engine.cascade import CascadeConversation
 from flireo.engine.config import SessionConfig
 from flireo.engine.context import CallContext, Conversation
 from flireo.engine.control import (
+    CONTROL_LIMIT,
     CallNotActive,
     ControlCommand,
     ControlRateLimiter,
@@ -89,6 +90,7 @@ class CallSession:
         tts: TextToSpeech | None = None,
         realtime: RealtimeModel | None = None,
         allow_private_urls: bool = False,
+        control_limit: int = CONTROL_LIMIT,
     ) -> None:
         cascade = stt is not None and llm is not None and tts is not None
         if cascade == (realtime is not None) or (
@@ -102,7 +104,7 @@ class CallSession:
         self._sink = events
         self._stt, self._llm, self._tts, self._realtime = stt, llm, tts, realtime
         self._allow_private = allow_private_urls
-        self._limiter = ControlRateLimiter(clock)
+        self._limiter = ControlRateLimiter(clock, limit=control_limit)
         self._commands: asyncio.Queue[ControlCommand] = asyncio.Queue()
         self._ctx: CallContext | None = None
         self._started = False
@@ -118,13 +120,15 @@ class CallSession:
         """Queue a control command (they run in order, right away).
 
         Raises :class:`~flireo.engine.control.CallNotActive` when the call is not
-        live, :class:`~flireo.engine.control.ControlRateLimited` over 10 per minute,
-        and ``pydantic.ValidationError`` for a malformed dict.
+        live, :class:`~flireo.engine.control.ControlRateLimited` over the limit
+        (``control_limit`` per minute; ``end-call`` is never refused by it), and
+        ``pydantic.ValidationError`` for a malformed dict.
         """
         parsed = parse_control(command)
         if not self.active:
             raise CallNotActive()
-        self._limiter.acquire()
+        if not isinstance(parsed, EndCall):
+            self._limiter.acquire()
         self._commands.put_nowait(parsed)
 
     # --- the call ------------------------------------------------------------------------

@@ -268,6 +268,7 @@ class CallRunner:
             tts=p.tts,
             realtime=p.realtime,
             allow_private_urls=self.svc.settings.allow_private_webhooks,
+            control_limit=self.svc.settings.control_rate_limit_per_minute,
         )
         registration: Registration | None = None
         self.sessions[call_id] = session

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
-from typing import Annotated, Any, get_args
+from typing import Annotated, Any, ClassVar, get_args
 
 from pydantic import (
     AfterValidator,
@@ -16,6 +16,8 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -78,11 +80,83 @@ def _int_keys(model: type[BaseModel]) -> frozenset[str]:
     return frozenset(keys)
 
 
+#: never in any text: PostgreSQL cannot store it (a 500 there), and it truncates C strings
+_NUL = "\x00"
+#: not in names and identifiers: C0 controls, DEL, and the bidirectional
+#: embeddings/overrides (U+202A-U+202E) and isolates (U+2066-U+2069) that make a
+#: name display as something else ("Trojan Source")
+_UNSAFE_IN_NAMES = re.compile("[\x00-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
+
+#: request fields that hold prose (prompts, messages, descriptions): newlines and
+#: tabs are fine there, NUL is not. Every other string field is a name or an
+#: identifier; JSON objects (tool parameters, lead variables, schemas) are free-form
+#: except for NUL.
+FREE_TEXT_FIELDS = frozenset(
+    {
+        "async_response",
+        "content",
+        "context",
+        "description",
+        "first_message",
+        "message",
+        "messages",
+        "prompt",
+        "reason",
+        "rubric",
+        "system_message_template",
+        "system_prompt",
+        "user_prompt",
+        "voicemail_message",
+    }
+)
+
+
+def text_problem(value: object, *, free: bool) -> str | None:
+    """Why ``value`` (a request value, possibly nested) is not acceptable text, or None."""
+    if isinstance(value, str):
+        if free:
+            return "must not contain NUL characters (U+0000)" if _NUL in value else None
+        found = _UNSAFE_IN_NAMES.search(value)
+        if found is None:
+            return None
+        return (
+            "must not contain control or bidirectional-override characters "
+            f"(found U+{ord(found.group()):04X})"
+        )
+    if isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            if problem := text_problem(item, free=free):
+                return problem
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if problem := text_problem(key, free=True) or text_problem(item, free=True):
+                return problem
+    elif isinstance(value, BaseModel) and not isinstance(value, JsonTypes):
+        # plain nested models (chat messages): free-form; JsonTypes check themselves
+        for item in value.__dict__.values():
+            if problem := text_problem(item, free=True):
+                return problem
+    return None
+
+
 class JsonTypes(BaseModel):
     """Strict JSON types: ``"5"`` is not a number and ``true`` is not 1, but ``5.0``
-    is an integer (as in JSON Schema)."""
+    is an integer (as in JSON Schema).
+
+    Also the one text rule of every request body (issue 14 item 7): no NUL
+    anywhere, and no control or bidi-override characters in names and identifiers
+    (every string field not in :attr:`free_text_fields`): a 400 naming the field."""
 
     model_config = ConfigDict(strict=True)
+    free_text_fields: ClassVar[frozenset[str]] = FREE_TEXT_FIELDS
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _safe_text(cls, value: Any, info: ValidationInfo) -> Any:
+        problem = text_problem(value, free=info.field_name in cls.free_text_fields)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
 
     @model_validator(mode="before")
     @classmethod

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 
 import structlog
 import uvicorn
@@ -25,6 +26,7 @@ from flireo.services.recovery import end_interrupted_calls
 from flireo.services.sip_gateway import SipGateway
 from flireo.settings import Settings
 from flireo.store.db import Database
+from flireo.store.files import private_dir
 from flireo.store.migrate import upgrade
 from flireo.webcall.service import WebCalls
 from flireo.webhooks.delivery import WebhookDeliverer
@@ -52,7 +54,9 @@ async def prepare_database(settings: Settings, db: Database, console: Console) -
 
 async def serve(settings: Settings, console: Console | None = None) -> None:
     console = console or Console()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # owner-only files from here on: the database, keys, recordings (issue 14)
+    os.umask(0o077)
+    private_dir(settings.data_dir)
     keyring = load_keyring(settings.secret_key, settings.data_dir, create=True)
     db = Database(settings.resolved_database_url)
     await prepare_database(settings, db, console)

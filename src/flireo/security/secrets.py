@@ -18,6 +18,8 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from flireo.store.files import private_dir
+
 _NONCE = 12
 _VERSION = b"\x01"
 
@@ -113,7 +115,7 @@ def load_keyring(secret_key: str | None, data_dir: Path, *, create: bool) -> Key
     if not path.exists():
         if not create:
             raise FileNotFoundError(f"no FLIREO_SECRET_KEY and no key file at {path}")
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(format_keyring([new_master_key()]) + "\n")

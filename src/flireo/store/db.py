@@ -19,7 +19,6 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, nullcontext
 from contextvars import ContextVar
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
@@ -33,6 +32,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from flireo.store import sqlite_driver
+from flireo.store.files import private_sqlite_file
 
 _write_txn: ContextVar[bool] = ContextVar("flireo_sqlite_write_txn", default=False)
 
@@ -52,11 +52,16 @@ def _sqlite_begin(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if _write_txn.get() else "BEGIN")
 
 
+def _uri(database: str) -> bool:
+    """``file:...`` URI names (shared-cache memory databases in tests) are not paths."""
+    return database.startswith("file:")
+
+
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        if parsed.database and parsed.database != ":memory:" and not _uri(parsed.database):
+            private_sqlite_file(parsed.database)  # 0600, and so its -wal and -shm files
         kwargs.setdefault("pool_size", 5)
         kwargs.setdefault("max_overflow", 15)
         if parsed.get_driver_name() in ("aiosqlite", "pysqlite"):  # on the loop's thread

@@ -185,7 +185,7 @@ def keys_list(org: str = typer.Option(None, help="Only this organization")) -> N
     """List API keys (prefixes only)."""
 
     async def work(db: Database) -> Table:
-        table = Table("id", "name", "prefix", "created", "last used", "state")
+        table = Table("id", "organization", "name", "prefix", "created", "last used", "state")
         async with db.read() as s:
             for k in await orgs.list_api_keys(s, org):
                 state = (

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
+from flireo import __version__
 from flireo.services.assistant_request import ask_assistant, decide
 from flireo.store.tables import Agent, Call
 from flireo.webhooks.sync import SyncReply
@@ -86,6 +87,7 @@ async def test_assistant_request_round_trip(receiver: tuple[WebhookReceiver, Ser
         assert message["phoneNumber"] == {"number": "+31850835037", "name": "Main"}
         assert message["customer"] == {"number": "+31612345678"}
         assert "x-webhook-signature" in r.requests[0].headers
+        assert r.requests[0].headers["user-agent"] == f"Flireo/{__version__}"
         agent.webhook_events = ["end-of-call-report"]  # not selected: no request at all
         assert (
             await ask_assistant(

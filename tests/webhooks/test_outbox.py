@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import select
 from standardwebhooks import Webhook, WebhookVerificationError
 
+from flireo import __version__
 from flireo.clock import ManualClock
 from flireo.domain.usage import VendorUsage
 from flireo.services.call_lifecycle import CallCompletion, CallLifecycle
@@ -155,7 +156,7 @@ async def test_call_lifecycle_webhooks_are_signed_both_ways(
     now = time.time()
     for x in got:
         h = x.headers
-        assert h["user-agent"] == "HMS-Sovereign/1.0"
+        assert h["user-agent"] == f"Flireo/{__version__}"
         assert h["x-webhook-event"] == x.json["message"]["type"]
         assert verify_flireo_signature(
             SECRET, h["x-webhook-timestamp"], x.body, h["x-webhook-signature"], now=now

@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -11,8 +12,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from flireo import __version__
+from flireo.services.builder import build_services
+from flireo.settings import Settings
 from flireo.webhooks.signing import verify_flireo_signature
 from flireo.webhooks.sync import post_sync_webhook
+from tests.api.conftest import RecordingDialer
 from tests.fakes.server import ServerThread, serve
 
 calls: list[Request] = []
@@ -28,10 +33,15 @@ def app() -> Starlette:
             request.headers["x-webhook-signature"],
             now=time.time(),
         )
+        calls.append(request)
         return JSONResponse({"assistant": {"firstMessage": "Hi Jan"}, "signed": ok})
 
     async def slow(request: Request) -> JSONResponse:
         await asyncio.sleep(2)
+        return JSONResponse({})
+
+    async def echo(request: Request) -> JSONResponse:
+        calls.append(request)
         return JSONResponse({})
 
     async def broken(request: Request) -> JSONResponse:
@@ -42,6 +52,7 @@ def app() -> Starlette:
             Route("/fast", fast, methods=["POST"]),
             Route("/slow", slow, methods=["POST"]),
             Route("/broken", broken, methods=["POST"]),
+            Route("/echo", echo, methods=["POST"]),
         ]
     )
 
@@ -65,6 +76,20 @@ async def test_signed_reply_is_returned(server: ServerThread) -> None:
         )
     assert reply.ok
     assert reply.body == {"assistant": {"firstMessage": "Hi Jan"}, "signed": True}
+    assert calls[-1].headers["user-agent"] == f"Flireo/{__version__}"
+
+
+async def test_the_shared_client_says_flireo_too(server: ServerThread, tmp_path: Path) -> None:
+    """Vendor calls, analysis and e-mail go through ``Services.http``."""
+    settings = Settings(data_dir=tmp_path, allow_private_urls=True)
+    svc = build_services(settings, dialer=RecordingDialer())
+    try:
+        r = await svc.http.post(server.url + "/echo", json={})
+        assert r.status_code == 200
+        assert calls[-1].headers["user-agent"] == f"Flireo/{__version__}"
+    finally:
+        await svc.http.aclose()
+        await svc.db.dispose()
 
 
 async def test_timeout_error_and_refusal_are_reported_not_raised(server: ServerThread) -> None:

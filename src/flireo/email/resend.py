@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 from flireo.errors import FlireoError, InvalidRequest, NotFound, UpstreamError
+from flireo.webhooks.signing import USER_AGENT
 
 
 class ResendError(UpstreamError):
@@ -33,7 +34,7 @@ class ResendClient:
                 method,
                 self._base + path,
                 json=json,
-                headers={"Authorization": f"Bearer {self._key}", "User-Agent": "flireo"},
+                headers={"Authorization": f"Bearer {self._key}", "User-Agent": USER_AGENT},
                 timeout=10.0,
             )
         except httpx.HTTPError as exc:

@@ -13,6 +13,7 @@ from flireo.services.dialer import Dialer
 from flireo.settings import Settings
 from flireo.store.db import Database
 from flireo.store.vault import Vault
+from flireo.webhooks.signing import USER_AGENT
 
 
 def build_services(
@@ -30,6 +31,8 @@ def build_services(
         if isinstance(bus, RedisBus)
         else MemoryRateLimiter(max_keys=settings.rate_limit_max_keys)
     )
+    http = platform_client(settings, lambda: settings.allow_private_urls)
+    http.headers["User-Agent"] = USER_AGENT  # Flireo/<version> on every outgoing request
     return Services(
         settings=settings,
         db=db or Database(settings.resolved_database_url),
@@ -39,7 +42,7 @@ def build_services(
         ),
         bus=bus,
         dialer=dialer,
-        http=platform_client(settings, lambda: settings.allow_private_urls),
+        http=http,
         clock=clock or SystemClock(),
         limiter=limiter,
     )

@@ -14,7 +14,11 @@ import binascii
 import hashlib
 import hmac
 
-USER_AGENT = "HMS-Sovereign/1.0"
+from flireo import __version__
+
+#: every request we make to a customer's server (webhooks, tool calls,
+#: assistant-request) and, as the shared client's default, to vendors
+USER_AGENT = f"Flireo/{__version__}"
 DEFAULT_TOLERANCE_SECONDS = 300
 
 

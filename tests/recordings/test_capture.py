@@ -270,3 +270,13 @@ async def test_stop_ends_input_and_wakes_waiters(tmp_path: Path) -> None:
 def test_an_unknown_format_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="format"):
         CallRecorder(format="mp3", work_dir=tmp_path)  # type: ignore[arg-type]
+
+
+async def test_a_stopped_worker_pool_never_breaks_the_tick(tmp_path: Path) -> None:
+    pool = ThreadPoolExecutor(max_workers=1)
+    pool.shutdown()
+    recorder = CallRecorder(format="wav", work_dir=tmp_path, chunk_frames=2, executor=pool)
+    for _ in range(10):
+        recorder.on_tick(tone(1), tone(2))  # the pacer's tick must not raise
+    with pytest.raises(RecordingError):
+        await recorder.finish()

@@ -173,6 +173,11 @@ class CallRecorder:
     def duration_s(self) -> float:
         return self._samples / SAMPLE_RATE
 
+    @property
+    def backlog(self) -> int:
+        """Chunks waiting for the worker."""
+        return len(self._queue)
+
     def on_tick(self, received: bytes, sent: bytes | None) -> None:
         """One 20 ms tick: the caller frame received and the agent frame sent."""
         if self._stopped:
@@ -227,7 +232,14 @@ class CallRecorder:
             if self._draining:
                 return
             self._draining = True
-        self._pool().submit(self._drain)
+        try:
+            self._pool().submit(self._drain)
+        except RuntimeError as exc:  # the pool is shut down: the process is stopping
+            if self._error is None:
+                self._error = exc
+            with self._lock:
+                self._queue.clear()
+                self._draining = False
 
     def _pool(self) -> ThreadPoolExecutor:
         return self._executor or recording_executor()
@@ -243,7 +255,12 @@ class CallRecorder:
                 return None
             self._flush_rest()
             loop = asyncio.get_running_loop()
-            self._finishing = loop.run_in_executor(self._pool(), self._finalize)
+            try:
+                self._finishing = loop.run_in_executor(self._pool(), self._finalize)
+            except RuntimeError as exc:  # the pool is shut down: the process is stopping
+                failed: asyncio.Future[RecordedAudio | None] = loop.create_future()
+                failed.set_exception(RecordingError(f"the recording could not be written: {exc}"))
+                self._finishing = failed
         return await asyncio.shield(self._finishing)
 
     async def discard(self) -> None:

@@ -32,6 +32,10 @@ CONTENT_TYPES: dict[RecordingFormat, str] = {"wav": "audio/wav", "ogg": "audio/o
 #: Opus bit rates: speech at 16 kHz is transparent well below these
 STEREO_BIT_RATE = 32_000
 MONO_BIT_RATE = 24_000
+#: libopus effort: 1 of 0-10 halves the CPU of the default for speech that sounds
+#: the same at these rates (about 6 ms of a core per second of stereo on the
+#: benchmark machine instead of 10; see bench/recording.py)
+OPUS_OPTIONS = {"compression_level": "1", "application": "voip"}
 
 Samples = npt.NDArray[np.int16]
 
@@ -102,7 +106,9 @@ class _OpusFile:
     def __init__(self, path: Path, layout: Literal["stereo", "mono"], bit_rate: int) -> None:
         self._container = av.open(str(path), "w", format="ogg")
         try:
-            stream = self._container.add_stream("libopus", rate=SAMPLE_RATE, layout=layout)
+            stream = self._container.add_stream(
+                "libopus", rate=SAMPLE_RATE, layout=layout, options=dict(OPUS_OPTIONS)
+            )
             stream.bit_rate = bit_rate
         except BaseException:
             self._container.close()

@@ -280,3 +280,24 @@ async def test_a_stopped_worker_pool_never_breaks_the_tick(tmp_path: Path) -> No
         recorder.on_tick(tone(1), tone(2))  # the pacer's tick must not raise
     with pytest.raises(RecordingError):
         await recorder.finish()
+
+
+async def test_finish_waits_for_held_media_but_not_forever(tmp_path: Path) -> None:
+    recorder = CallRecorder(format="wav", work_dir=tmp_path)
+    recorder.on_tick(tone(1), None)
+    recorder.hold()  # a bridge took the media
+    finishing = asyncio.create_task(recorder.finish())
+    await asyncio.sleep(0.05)
+    assert not finishing.done()
+    recorder.on_tick(tone(2), tone(3))  # the bridge goes on
+    recorder.stop()  # and ends
+    audio = await asyncio.wait_for(finishing, 5)
+    assert audio is not None
+    assert audio.duration_s == pytest.approx(0.04)
+
+    stuck = CallRecorder(format="wav", work_dir=tmp_path, max_hold_s=0.05)
+    stuck.on_tick(tone(1), None)
+    stuck.hold()
+    audio = await asyncio.wait_for(stuck.finish(), 5)  # gives up waiting, keeps what it has
+    assert audio is not None
+    assert stuck.stopped

@@ -14,7 +14,7 @@ from flireo.clock import ManualClock
 from flireo.engine.memory_transport import MemoryTransport
 from flireo.engine.transport import TransferResult
 from flireo.media.frames import FRAME_SAMPLES
-from flireo.recordings.capture import CallRecorder
+from flireo.recordings.capture import CallRecorder, RecordedAudio
 from flireo.telephony.media_transport import SipMediaTransport
 from flireo.telephony.rtp.session import RtpSession
 from tests.telephony.rtp_helpers import noise, tone
@@ -72,6 +72,7 @@ async def test_sip_transport_records_both_sides_through_a_cut_a_digit_and_a_brid
     agent = noise(16_000, 1.0, seed=3)
     bridged = noise(16_000, 0.2, seed=4, amplitude=3000)
     digit: asyncio.Task[None] | None = None
+    finishing: asyncio.Task[RecordedAudio | None] | None = None
     for k in range(101):
         # to just after tick k of the shared pacer (tick 0 runs at t = 0)
         await clock.advance(k * TICK + 0.0005 - clock.monotonic())
@@ -83,13 +84,17 @@ async def test_sip_transport_records_both_sides_through_a_cut_a_digit_and_a_brid
             transport.clear()  # barge-in: 14 frames (ticks 31-44) went out
         elif k == 55:
             transport.detach()  # a transfer bridged by the platform takes the media
-            assert not listening.done() or listening.result() is None
+            assert recorder.held
+            # the engine's side ends now and finishes the recording: that waits for the bridge
+            finishing = asyncio.create_task(recorder.finish())
         elif k == 60:
             await ours.send(bridged)  # what the bridge relays to the caller: ticks 61-70
             await peer.send(caller[: 16_000 * 2 // 5])
         elif k == 80:
             digit = asyncio.create_task(ours.send_dtmf("5"))
         elif k == 100:
+            assert finishing is not None
+            assert not finishing.done()
             ours.close()  # the bridge ends
     assert recorder.stopped
     assert digit is not None
@@ -99,8 +104,10 @@ async def test_sip_transport_records_both_sides_through_a_cut_a_digit_and_a_brid
     after_detach = [frame async for frame in ours.frames()]
     peer.close()
 
-    audio = await recorder.finish()
+    assert finishing is not None
+    audio = await asyncio.wait_for(finishing, 5)
     assert audio is not None
+    assert await recorder.finish() is audio
     assert audio.duration_s == 101 * TICK  # ticks 0-100, one 20 ms slot each
     left, right = channels(audio.stereo_path)
     assert len(left) == 101 * FRAME_SAMPLES

@@ -30,6 +30,7 @@ silence (counted in ``dropped_frames``) rather than held: memory stays bounded.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import uuid
@@ -58,6 +59,8 @@ CHUNK_FRAMES = 50
 MAX_PENDING_CHUNKS = 8
 #: threads writing and encoding every call's recording
 RECORDING_WORKERS = 2
+#: the longest :meth:`CallRecorder.finish` waits for media handed to a bridge to close
+MAX_HOLD_S = 4 * 3600.0
 
 _SILENCE = bytes(FRAME_BYTES)
 _executor: ThreadPoolExecutor | None = None
@@ -112,6 +115,7 @@ class CallRecorder:
         name: str | None = None,
         chunk_frames: int = CHUNK_FRAMES,
         executor: ThreadPoolExecutor | None = None,
+        max_hold_s: float = MAX_HOLD_S,
     ) -> None:
         """``work_dir``: where the files are made (created if missing); ``name``: the
         files' stem (default: a random one)."""
@@ -137,6 +141,8 @@ class CallRecorder:
         self._ticked = False
         self._stopped = False
         self._stopped_event = asyncio.Event()
+        self._held = False
+        self._max_hold_s = max_hold_s
         self._finishing: asyncio.Future[RecordedAudio | None] | None = None
         self._discarding: asyncio.Future[None] | None = None
         self.dropped_frames = 0
@@ -205,9 +211,21 @@ class CallRecorder:
             self._stopped = True
             self._stopped_event.set()
 
+    def hold(self) -> None:
+        """The media goes on without the engine (a transfer bridged by the platform):
+        :meth:`finish` first waits until it closes (:meth:`stop`), at most
+        ``max_hold_s``. The transport calls this when it hands the media over."""
+        if not self._stopped:
+            self._held = True
+
     @property
     def stopped(self) -> bool:
         return self._stopped
+
+    @property
+    def held(self) -> bool:
+        """Recording a bridge: :meth:`finish` waits for the media to close."""
+        return self._held and not self._stopped
 
     async def wait_stopped(self) -> None:
         """Wait until the media feeding the recorder has closed (after a transfer
@@ -248,7 +266,14 @@ class CallRecorder:
     async def finish(self) -> RecordedAudio | None:
         """Stop, write what is left and close the files (in the worker). Idempotent;
         None when nothing was recorded (or after :meth:`discard`). Raises
-        :class:`RecordingError` when the files could not be written."""
+        :class:`RecordingError` when the files could not be written.
+
+        After :meth:`hold` (a bridged transfer) it first waits until the bridge
+        closes the media, so the recording holds the whole call."""
+        if self._finishing is None and self.held:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._max_hold_s):
+                    await self._stopped_event.wait()
         if self._finishing is None:
             self.stop()
             if self._discarding is not None:

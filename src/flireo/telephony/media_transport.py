@@ -113,9 +113,12 @@ class SipMediaTransport:
     def attach_recorder(self, recorder: CallRecorder) -> None:
         """The RTP session feeds ``recorder`` in every tick from now on, and goes on
         after :meth:`detach` (a bridged transfer: the caller and what the bridge
-        sends them), until the session closes."""
+        sends them; the recorder's ``finish()`` waits for it), until the session
+        closes."""
         self._recorder = recorder
         recorder.bind(self.rtp.clock)
+        if self._detached:
+            recorder.hold()
         self.rtp.set_recorder(recorder.on_tick)
         self.rtp.add_close_callback(recorder.stop)
 
@@ -176,6 +179,8 @@ class SipMediaTransport:
         and no BYE is sent; whoever took the media closes it."""
         self._detached = True
         self._stop_listening()  # from now on the bridge reads the frames
+        if self._recorder is not None:
+            self._recorder.hold()  # the recording goes on until the bridge closes the media
         self._end()
 
     def remote_hangup(self, reason: str = "customer-ended-call") -> None:

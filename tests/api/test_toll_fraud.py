@@ -12,7 +12,7 @@ import httpx
 from sqlalchemy import select
 
 from flireo.services.container import Services
-from flireo.store.tables import Call, UsageLog
+from flireo.store.tables import Call, PhoneNumber, UsageLog
 from tests.api.conftest import Org
 
 OWN_NUMBER = "+31850835037"  # NL
@@ -189,3 +189,57 @@ async def test_policy_updates_are_validated(api: httpx.AsyncClient, org: Org) ->
         r = await api.patch("/account/dial-policy", json=body)
         assert r.status_code == 400, (body, r.text)
         assert r.json()["error"]["param"] == param, (body, r.json())
+
+
+async def test_a_transfer_that_cannot_work_or_is_not_allowed_is_refused_at_once(
+    api: httpx.AsyncClient, services: Services, org: Org
+) -> None:
+    await outbound_agent(api)
+    r = await api.post("/numbers", json={"phone_number": "+31201234567"})  # no trunk
+    assert r.status_code == 201, r.text
+    no_trunk = r.json()["number"]["id"]
+    async with services.db.read() as s:
+        with_trunk = (
+            await s.execute(select(PhoneNumber.id).where(PhoneNumber.phone_number == OWN_NUMBER))
+        ).scalar_one()
+    async with services.db.transaction() as s:
+        s.add(
+            Call(
+                id="live-no-trunk",
+                org_id=org.id,
+                direction="inbound",
+                status="in-progress",
+                number_id=no_trunk,
+            )
+        )
+        s.add(
+            Call(
+                id="live-trunk",
+                org_id=org.id,
+                direction="inbound",
+                status="in-progress",
+                number_id=with_trunk,
+            )
+        )
+
+    async def transfer(call_id: str, destination: str) -> httpx.Response:
+        return await api.post(
+            f"/calls/{call_id}/control", json={"type": "transfer", "destination": destination}
+        )
+
+    r = await transfer("live-no-trunk", NL_MOBILE)
+    assert r.status_code == 400, r.text
+    assert (r.json()["error"]["code"], r.json()["error"]["param"]) == (
+        "transfer_unavailable",
+        "destination",
+    )
+    r = await transfer("live-trunk", DE_MOBILE)
+    assert r.status_code == 403, r.text
+    assert r.json()["error"]["code"] == "destination_country_not_allowed"
+    r = await transfer("live-trunk", "+31906123456")
+    assert r.status_code == 403, r.text
+    assert r.json()["error"]["code"] == "premium_destination_not_allowed"
+    # allowed: it goes on to the call (not running on any node here)
+    r = await transfer("live-trunk", NL_MOBILE)
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["code"] == "call_not_active"

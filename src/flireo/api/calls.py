@@ -23,6 +23,7 @@ from flireo.domain.common import IsoDateTime, Page, Pagination, SuccessMessage
 from flireo.errors import InvalidRequest, RateLimited
 from flireo.services import calls as svc_calls
 from flireo.services.container import Services
+from flireo.services.dial_policy import check_transfer
 from flireo.services.outbound import place_outbound_call
 from flireo.services.targets import check_sip_uri_target
 from flireo.webhooks.delivery import redeliver
@@ -97,7 +98,7 @@ async def get_call(
     "/{call_id}/control",
     response_model=SuccessMessage,
     summary="Send a control command to an active call",
-    responses=error_responses(404),
+    responses=error_responses(403, 404),
 )
 async def control_call(
     call_id: str,
@@ -114,6 +115,9 @@ async def control_call(
         raise not_active
     if isinstance(body, Transfer) and body.destination.startswith(("sip:", "sips:")):
         await check_sip_uri_target(body.destination, svc.settings, "destination")
+    if isinstance(body, Transfer):  # refuse at once what cannot work or is not allowed
+        async with svc.db.read() as s:
+            await check_transfer(s, call, body.destination, svc.settings)
     ack = await svc.bus.send_control(call.id, body.model_dump(mode="json"))
     if ack is None:
         raise not_active

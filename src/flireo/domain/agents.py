@@ -25,12 +25,15 @@ from flireo.domain.common import (
 from flireo.domain.tools import Tool, default_tool_type
 from flireo.webhooks.ssrf import UnsafeUrl, parse_target
 
-WebhookEvent = Literal["assistant-request", "tool-calls", "status-update", "end-of-call-report"]
+WebhookEvent = Literal[
+    "assistant-request", "tool-calls", "status-update", "end-of-call-report", "transfer-update"
+]
 WEBHOOK_EVENTS: tuple[WebhookEvent, ...] = (
     "assistant-request",
     "tool-calls",
     "status-update",
     "end-of-call-report",
+    "transfer-update",
 )
 
 SttProvider = Literal["deepgram", "openai", "whisper", "pocketsphinx"]
@@ -298,7 +301,7 @@ class _AgentFields(WireModel):
     )
     webhook_url: str | None = Field(default=None, max_length=2048, pattern=HTTP_URL_PATTERN)
     webhook_secret: str | None = Field(default=None, min_length=1, max_length=256)
-    webhook_events: list[WebhookEvent] | None = Field(default=None, max_length=4)
+    webhook_events: list[WebhookEvent] | None = Field(default=None, max_length=5)
     stt_config: STTConfig | None = None
     llm_config: LLMConfig | None = None
     tts_config: TTSConfig | None = None

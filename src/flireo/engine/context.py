@@ -190,6 +190,13 @@ class CallContext:
             log.warning("transfer to %s failed: %r", destination, exc)
             result = TransferResult(ok=False, detail=f"{type(exc).__name__}: {exc}"[:300])
         self.emit(TransferAttempted(destination, result.ok, result.detail))
+        outcome = "succeeded" if result.ok else "failed"
+        self.transcript.note(
+            f"Transfer to {destination} {outcome}"
+            + (f": {result.detail}" if result.detail else ""),
+            source="transfer-update",
+            transfer={"destination": destination, "status": outcome, "detail": result.detail},
+        )
         if result.ok:
             self.transferred_to = destination
         return result

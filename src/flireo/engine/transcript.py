@@ -150,6 +150,13 @@ class Transcript:
     def wall(self, at: float) -> datetime:
         return self._wall0 + timedelta(seconds=max(0.0, at - self._t0))
 
+    def note(self, content: str, *, source: str, **fields: Any) -> None:
+        """Something that happened on the call (a transfer's outcome): recorded in the
+        call's messages, never sent to the LLM."""
+        record: dict[str, Any] = {"role": "system", "content": content, "source": source}
+        record.update(fields)
+        self._record(record, self._clock.monotonic())
+
     def _record(self, record: dict[str, Any], start: float, end: float | None = None) -> None:
         record["time"] = _epoch_ms(self.wall(start))
         if end is not None:

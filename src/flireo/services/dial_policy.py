@@ -276,3 +276,43 @@ async def update_policy(session: AsyncSession, org_id: str, body: DialPolicyUpda
         org.daily_outbound_minutes = body.daily_outbound_minutes
     if "max_outbound_calls" in given:
         org.max_outbound_calls = body.max_outbound_calls
+
+
+TRANSFER_UNAVAILABLE = "transfer_unavailable"
+
+
+async def check_transfer(
+    session: AsyncSession, call: Call, destination: str, settings: Settings
+) -> None:
+    """Refuse at once a transfer of ``call`` that cannot work or is not allowed:
+    a phone number without a SIP trunk to reach it (400 ``transfer_unavailable``),
+    or a destination the organization's dial policy forbids (403, see above)."""
+    if not destination.startswith(("sip:", "sips:")):
+        number = await session.get(PhoneNumber, call.number_id) if call.number_id else None
+        if number is None or number.transfer_trunk_id is None:
+            raise InvalidRequest(
+                f"Cannot transfer to {destination}: the call's number has no SIP trunk "
+                "(transfer_trunk_id) to reach a phone number; give the number a trunk "
+                "or transfer to a sip: URI",
+                param="destination",
+                code=TRANSFER_UNAVAILABLE,
+            )
+    org = await session.get(Organization, call.org_id)
+    if org is None:
+        raise NotFound("Organization not found")
+    check_destination(await policy_for(session, org, settings), destination)
+
+
+async def transfer_refusal(
+    session: AsyncSession, call_id: str, destination: str, settings: Settings
+) -> FlireoError | None:
+    """:func:`check_transfer` at dial time (the ``transferCall`` tool and the
+    control command alike): the refusal, or None when the transfer may go ahead."""
+    call = await session.get(Call, call_id)
+    if call is None:
+        return None
+    try:
+        await check_transfer(session, call, destination, settings)
+    except (DialRefused, InvalidRequest) as exc:
+        return exc
+    return None

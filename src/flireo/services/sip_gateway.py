@@ -37,8 +37,10 @@ from flireo.providers.tts.local_piper import PiperTTS
 from flireo.services.call_lifecycle import CallCompletion, CallLifecycle
 from flireo.services.call_runner import CallRunner, CallSetupError, PreparedCall
 from flireo.services.container import Services
+from flireo.services.dial_policy import transfer_refusal
 from flireo.services.inbound import admit_inbound, trunk_ips
 from flireo.services.setup_failures import end_failed_setup
+from flireo.services.transfer_updates import record_transfer_update
 from flireo.settings import Settings
 from flireo.store.tables import Call, PhoneNumber, SipTrunk
 from flireo.telephony.media_transport import SipMediaTransport
@@ -562,6 +564,32 @@ class SipGateway:
 
     # --- transfer -------------------------------------------------------------------------
     async def _transfer(self, leg: Leg, destination: str) -> TransferResult:
+        """A transfer (control command or ``transferCall`` tool): the organization's
+        dial policy first (services/dial_policy.py), then the transfer itself; each
+        outcome is reported with a ``transfer-update`` webhook."""
+        async with self.svc.db.read() as s:
+            refusal = await transfer_refusal(s, leg.call_id, destination, self.svc.settings)
+        if refusal is not None:
+            result = TransferResult(ok=False, detail=f"{refusal.code}: {refusal.message}")
+        else:
+            result = await self._transfer_leg(leg, destination)
+        try:
+            queued = await record_transfer_update(
+                self.svc.db,
+                leg.call_id,
+                destination,
+                ok=result.ok,
+                detail=result.detail,
+                now=self.svc.clock.now(),
+            )
+        except Exception:  # the transfer happened (or not) either way
+            log.exception("could not queue the transfer-update webhook", call_id=leg.call_id)
+        else:
+            if queued:
+                self.svc.kick_webhooks()
+        return result
+
+    async def _transfer_leg(self, leg: Leg, destination: str) -> TransferResult:
         """Cold transfer: REFER first; if the peer refuses it, bridge through the trunk."""
         target = destination
         if leg.trunk is None and leg.trunk_id is not None:

@@ -26,7 +26,7 @@ async def test_full_agent_round_trip_and_partial_update(api: httpx.AsyncClient) 
         "business_name": "Acme Corp",
         "first_message": "Hallo, welkom bij Acme.",
         "webhook_url": "https://hooks.example.com/flireo",
-        "webhook_secret": "whsec_supersecretvalue123",
+        "webhook_secret": "whsec_c3VwZXJzZWNyZXR2YWx1ZTEyMzQ1e123",  # base64: 24 bytes
         "webhook_events": ["tool-calls", "end-of-call-report"],
         "stt_config": {"provider": "deepgram", "model": "nova-3-general", "language": "nl"},
         "llm_config": {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 import httpx
@@ -15,7 +16,8 @@ SECRETS = {
     "byok_openai": "sk-proj-PLAINTEXT-openai-0001",
     "byok_deepgram": "dg-PLAINTEXT-deepgram-0002",
     "trunk": "PLAINTEXT-trunk-password-0003",
-    "webhook": "whsec_PLAINTEXT-webhook-0004",
+    # a whsec_ secret is base64 (Standard Webhooks): b"PLAINTEXT-webhook-0004-24bytes+"
+    "webhook": "whsec_UExBSU5URVhULXdlYmhvb2stMDAwNC0yNGJ5dGVzKw==",
     "resend": "re_PLAINTEXT_resend_000005",
 }
 
@@ -48,6 +50,13 @@ def test_no_plaintext_secret_in_database_files_or_logs(live_server: LiveServer) 
         c.post(f"{api}/byok", json={"provider": "nope", "api_key": SECRETS["byok_openai"]})
     live_server.stop()
     blobs = {str(p): p.read_bytes() for p in _files(live_server.data_dir)}
+    # and the server's files are owner-only (issue 14 item 10): database, WAL, key
+    data = live_server.data_dir / "data"
+    modes = {str(p.relative_to(data)): stat.S_IMODE(p.stat().st_mode) for p in data.rglob("*")}
+    assert {"flireo.db", "secret.key"} <= set(modes)
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    loose = {n: oct(m) for n, m in modes.items() if m & 0o077}
+    assert not loose, loose
     assert any(name.endswith("flireo.db") for name in blobs)
     for label, secret in SECRETS.items():
         for name, blob in blobs.items():

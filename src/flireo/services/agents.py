@@ -18,11 +18,17 @@ from flireo.domain.agents import (
     secret_options,
 )
 from flireo.domain.tools import tool_from_template
+from flireo.errors import InvalidRequest
 from flireo.services.targets import check_agent_targets
 from flireo.settings import Settings
 from flireo.store.crud import get_owned
 from flireo.store.tables import Agent, AnalysisTemplate, ToolTemplate
 from flireo.store.vault import Vault
+from flireo.webhooks.signing import (
+    GENERATE_SECRET,
+    new_webhook_secret,
+    webhook_secret_problem,
+)
 
 #: body fields stored in their own columns, dumped as JSON-friendly values
 _CONFIG_FIELDS = ("stt_config", "llm_config", "tts_config", "analysis_plan")
@@ -146,9 +152,18 @@ async def _apply(
         await _set_webhook_secret(session, vault, agent, body.webhook_secret)
 
 
+#: ``session.info`` key: secret id -> a generated secret, shown in full once (this response)
+_SHOWN_ONCE = "flireo_generated_webhook_secrets"
+
+
 async def _set_webhook_secret(
     session: AsyncSession, vault: Vault, agent: Agent, secret: str | None
 ) -> None:
+    generated = secret == GENERATE_SECRET
+    if generated:
+        secret = new_webhook_secret()
+    elif secret is not None and (problem := webhook_secret_problem(secret)):
+        raise InvalidRequest(f"Invalid value for webhook_secret: {problem}", param="webhook_secret")
     if secret is None:
         if agent.webhook_secret_id:
             old, agent.webhook_secret_id = agent.webhook_secret_id, None
@@ -161,6 +176,8 @@ async def _set_webhook_secret(
         session, agent.org_id, "webhook_secret", secret, replace_id=agent.webhook_secret_id
     )
     agent.webhook_secret_id = row.id
+    if generated:
+        session.info.setdefault(_SHOWN_ONCE, {})[row.id] = secret
 
 
 async def create_agent(
@@ -222,7 +239,8 @@ async def agent_out(session: AsyncSession, vault: Vault, agent: Agent) -> AgentO
         {
             **{k: getattr(agent, k) for k in AgentOut.model_fields if hasattr(agent, k)},
             **{k: _without_secrets(getattr(agent, k)) for k in _SCRUBBED},
-            "webhook_secret": await vault.masked(session, agent.webhook_secret_id),
+            "webhook_secret": session.info.get(_SHOWN_ONCE, {}).get(agent.webhook_secret_id)
+            or await vault.masked(session, agent.webhook_secret_id),
             "webhook_events": list(agent.webhook_events or []),
             "start_speaking_plan": start.model_dump(by_alias=True),
             "stop_speaking_plan": stop.model_dump(by_alias=True),

@@ -13,6 +13,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import secrets
 
 from flireo import __version__
 
@@ -20,6 +21,34 @@ from flireo import __version__
 #: assistant-request) and, as the shared client's default, to vendors
 USER_AGENT = f"Flireo/{__version__}"
 DEFAULT_TOLERANCE_SECONDS = 300
+#: the ``webhook_secret`` value that asks the server for a new Standard Webhooks secret
+GENERATE_SECRET = "generate"
+#: Standard Webhooks: secrets SHOULD be 24 to 64 bytes (before base64)
+_STANDARD_KEY_BYTES = (24, 64)
+
+
+def new_webhook_secret() -> str:
+    """A fresh ``whsec_`` secret: 32 random bytes, base64 (what Svix and
+    ``standardwebhooks`` generate and accept)."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def webhook_secret_problem(secret: str) -> str | None:
+    """Why a ``whsec_`` secret would break Standard Webhooks receivers, or None.
+    Secrets without the prefix are used as they are (any text)."""
+    if not secret.startswith("whsec_"):
+        return None
+    try:
+        key = base64.b64decode(secret[len("whsec_") :], validate=True)
+    except binascii.Error:
+        return (
+            "a whsec_ secret must be base64 after the prefix (Standard Webhooks); "
+            f'send "{GENERATE_SECRET}" to have one generated, or use a secret without the prefix'
+        )
+    low, high = _STANDARD_KEY_BYTES
+    if not low <= len(key) <= high:
+        return f"a whsec_ secret must decode to {low}-{high} bytes (found {len(key)})"
+    return None
 
 
 def flireo_signature(secret: str, timestamp: int, body: bytes) -> str:

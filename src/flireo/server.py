@@ -1,5 +1,6 @@
 """``flireo serve``: one process with the API, SIP/RTP calls, the webhook
-outbox, post-call analysis and the campaign dialer on one event loop."""
+outbox, post-call analysis, the campaign dialer, and the recordings' upload
+retries and retention sweep on one event loop."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from rich.panel import Panel
 from flireo.api.app import create_app
 from flireo.campaigns.runner import CampaignRunner
 from flireo.clock import SystemClock
+from flireo.recordings.retention import RetentionSweeper
+from flireo.recordings.uploads import RecordingUploader
 from flireo.security.secrets import load_keyring
 from flireo.services.analysis_jobs import AnalysisWorker
 from flireo.services.builder import build_services
@@ -93,6 +96,13 @@ async def serve(settings: Settings, console: Console | None = None) -> None:
         gateway = SipGateway(services, lifecycle, runner)
         services.dialer = gateway
     campaigns = CampaignRunner(db, services.dialer, clock, settings.node_id, lifecycle=lifecycle)
+    uploads = RecordingUploader(db, services.recordings, clock, node_id=settings.node_id)
+    retention = RetentionSweeper(
+        db,
+        services.recordings.storage,
+        clock,
+        interval_seconds=settings.recording_sweep_interval_seconds,
+    )
     await deliverer.start()
     await analysis.start()
     await services.bus.start()
@@ -100,6 +110,8 @@ async def serve(settings: Settings, console: Console | None = None) -> None:
         await gateway.start()
         log.info("sip listening", host=settings.sip_host, port=gateway.endpoint.port)
     await campaigns.start()
+    await uploads.start()
+    await retention.start()
     app = create_app(services, manage_lifecycle=False)
     config = uvicorn.Config(
         app,
@@ -118,6 +130,8 @@ async def serve(settings: Settings, console: Console | None = None) -> None:
     try:
         await server.serve()
     finally:
+        await retention.stop()
+        await uploads.stop()
         await campaigns.stop()
         await web_calls.stop()
         if gateway is not None:

@@ -117,6 +117,27 @@ class Settings(BaseSettings):
     #: the end-of-call report waits at most this long for the analysis
     analysis_max_wait_seconds: float = 60.0
 
+    # --- call recordings (recordings/) ----------------------------------------
+    #: where recordings are stored: unset = ``data_dir/recordings`` on this node;
+    #: ``file:///abs/dir`` = that directory; ``s3://bucket/prefix`` = S3-compatible storage
+    recordings_url: str | None = None
+    #: S3-compatible endpoint (MinIO, R2, moto...; unset = AWS for the region)
+    recordings_s3_endpoint: str | None = None
+    recordings_s3_region: str = "us-east-1"
+    #: unset: the usual AWS environment (AWS_ACCESS_KEY_ID, instance role...)
+    recordings_s3_access_key_id: str | None = None
+    recordings_s3_secret_access_key: str | None = None
+    #: absolute base of links the server hands out (default: http://host:port)
+    public_base_url: str | None = None
+    #: lifetime of a signed recording link
+    recording_link_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
+    #: HMAC key of signed links (default: derived from the secret keyring)
+    recording_link_secret: str | None = None
+    #: multiplies the upload retry schedule (tests compress it)
+    recording_retry_scale: float = 1.0
+    #: how often each node sweeps recordings past their organization's retention
+    recording_sweep_interval_seconds: float = 3600.0
+
     # --- e-mail domains (Resend) and DNS ------------------------------------
     resend_base_url: str = "https://api.resend.com"
     #: "host" or "host:port" entries; empty = the system resolver
@@ -166,6 +187,17 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'flireo.db').as_posix()}"
+
+    @property
+    def resolved_public_base_url(self) -> str:
+        if self.public_base_url:
+            return self.public_base_url.rstrip("/")
+        host = self.host
+        if host in ("0.0.0.0", "::", ""):
+            host = socket.gethostname()
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
 
     @property
     def is_sqlite(self) -> bool:

@@ -18,6 +18,7 @@ from flireo.api import (
     domains,
     live,
     numbers,
+    recordings,
     sip_trunks,
     tool_templates,
     usage,
@@ -35,6 +36,7 @@ ROUTERS = [
     numbers.router,
     live.router,  # before calls: /calls/events is not a call id
     calls.router,
+    recordings.router,
     usage.router,
     sip_trunks.router,
     byok.router,

@@ -61,7 +61,7 @@ async def list_calls(
             campaign_id=campaign_id,
         )
     return CallList(
-        calls=[svc_calls.call_out(c) for c in rows],
+        calls=[svc_calls.call_out(c, svc.settings, svc.clock.now()) for c in rows],
         pagination=Pagination(total=total, limit=window.limit, offset=window.offset),
     )
 
@@ -91,7 +91,7 @@ async def get_call(
 ) -> CallDetailOut:
     async with svc.db.read() as s:
         call = await svc_calls.get_call(s, who.org_id, call_id)
-        return await svc_calls.call_detail(s, call)
+        return await svc_calls.call_detail(s, call, svc.settings, svc.clock.now())
 
 
 @router.post(

@@ -9,11 +9,13 @@ from flireo.api.errors import error_responses
 from flireo.api.pagination import page
 from flireo.domain.account import AccountOut, DialPolicyOut, DialPolicyUpdate
 from flireo.domain.common import IsoDateTime, Page, Pagination
+from flireo.domain.organization_settings import AccountUpdate
 from flireo.domain.usage import UsageResponse
-from flireo.errors import InvalidRequest
+from flireo.errors import InvalidRequest, NotFound
 from flireo.services import dial_policy
 from flireo.services import usage as svc_usage
 from flireo.services.container import Services
+from flireo.store.tables import Organization
 
 router = APIRouter(tags=["Usage and organization"], responses=error_responses(400, 401, 413, 429))
 
@@ -79,3 +81,21 @@ async def update_dial_policy(
         await dial_policy.update_policy(s, who.org_id, body)
     async with svc.db.read() as s:
         return await dial_policy.policy_out(s, who.org_id, svc.settings, svc.clock.now())
+
+
+@router.patch(
+    "/account",
+    response_model=AccountOut,
+    summary="Update organization settings (recording_retention_days)",
+)
+async def update_account(
+    body: AccountUpdate, who: Principal = Depends(principal), svc: Services = Depends(services)
+) -> AccountOut:
+    async with svc.db.transaction() as s:
+        org = await s.get(Organization, who.org_id, with_for_update=True)
+        if org is None:
+            raise NotFound("Organization not found")
+        if body.recording_retention_days is not None:
+            org.recording_retention_days = body.recording_retention_days
+    async with svc.db.read() as s:
+        return await svc_usage.account(s, who.org_id, svc.settings, svc.clock.now())

@@ -163,6 +163,8 @@ def _store_call(
     overrides, greeting = call_overrides(
         campaign.system_message_template, agent.first_message, lead.variables
     )
+    if not campaign.recording_enabled:
+        overrides["recordingEnabled"] = False
     s.add(
         Call(
             id=call_id,

@@ -22,6 +22,8 @@ class AccountOut(BaseModel):
     active_calls: int
     max_concurrent_calls: int | None
     reserved_inbound_calls: int
+    #: days a call recording is kept (0 = forever); ``PATCH /account`` sets it
+    recording_retention_days: int = 30
     price_per_minute: float
     currency: str
 

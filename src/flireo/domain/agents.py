@@ -50,6 +50,8 @@ LlmProvider = Literal[
 #: ``11labs`` (Vapi's name) and ``eleven_labs`` are stored as ``elevenlabs``
 TtsProvider = Literal["openai", "elevenlabs", "cartesia", "piper", "11labs", "eleven_labs"]
 _TTS_ALIASES = {"11labs": "elevenlabs", "eleven_labs": "elevenlabs"}
+#: container of a call recording: WAV (s16le 16 kHz) or Opus in Ogg
+RecordingFormat = Literal["wav", "ogg"]
 
 
 #: option names (lower case, without ``_``/``-``) that carry a credential
@@ -322,6 +324,11 @@ class _AgentFields(WireModel):
     stop_speaking_plan: StopSpeakingPlan | None = Field(
         default=None, validation_alias=AliasChoices("stop_speaking_plan", "stopSpeakingPlan")
     )
+    recording_format: RecordingFormat | None = Field(
+        default=None,
+        validation_alias=AliasChoices("recording_format", "recordingFormat"),
+        description="wav (default) or ogg (Opus in Ogg)",
+    )
     #: copied into llm_config.tools at create/update time (templates are copies, not links)
     tool_template_ids: list[str] | None = Field(
         default=None,
@@ -350,6 +357,9 @@ class AgentCreate(_AgentFields):
     voicemail_detection: bool = False
     autonomous_silence_handling: bool = False
     gdpr_mode: bool = False
+    recording_enabled: bool = Field(
+        default=True, validation_alias=AliasChoices("recording_enabled", "recordingEnabled")
+    )
 
 
 class AgentUpdate(_AgentFields):
@@ -360,6 +370,9 @@ class AgentUpdate(_AgentFields):
     voicemail_detection: bool | None = None
     autonomous_silence_handling: bool | None = None
     gdpr_mode: bool | None = None
+    recording_enabled: bool | None = Field(
+        default=None, validation_alias=AliasChoices("recording_enabled", "recordingEnabled")
+    )
 
 
 class AgentOut(OutModel):
@@ -385,5 +398,7 @@ class AgentOut(OutModel):
     gdpr_mode: bool
     start_speaking_plan: dict[str, Any]
     stop_speaking_plan: dict[str, Any]
+    recording_enabled: bool = True
+    recording_format: RecordingFormat = "wav"
     created_at: Timestamp
     updated_at: Timestamp

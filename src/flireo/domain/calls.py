@@ -36,6 +36,10 @@ class CallOut(OutModel):
     phone_number: str | None
     campaign_id: str | None
     cost: float | None
+    #: signed links (no API key needed) to the mono mix and the stereo recording
+    #: (caller left, agent right); null when the call has no stored recording
+    recording_url: str | None = None
+    stereo_recording_url: str | None = None
     created_at: Timestamp
     updated_at: Timestamp
 
@@ -45,6 +49,12 @@ class CallDetailOut(CallOut):
     messages: list[dict[str, Any]]
     transcript: str | None
     metrics: dict[str, Any] | None
+    #: null (not recorded) | pending (storing is retried) | stored | failed | deleted
+    recording_status: str | None = None
+    recording_format: Literal["wav", "ogg"] | None = None
+    recording_duration_seconds: float | None = None
+    #: why the recording is not (yet) stored
+    recording_error: str | None = None
 
 
 class OutboundCallRequest(WireModel):
@@ -58,6 +68,10 @@ class OutboundCallRequest(WireModel):
         validation_alias=AliasChoices("first_message", "firstMessage"),
     )
     context: str | None = Field(default=None, max_length=20_000)
+    #: false: this call is not recorded (true leaves it to the agent)
+    recording_enabled: bool | None = Field(
+        default=None, validation_alias=AliasChoices("recording_enabled", "recordingEnabled")
+    )
 
 
 class OutboundCallResponse(OutModel):

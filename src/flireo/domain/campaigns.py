@@ -75,6 +75,10 @@ class _CampaignFields(WireModel):
     calls_per_second: float | None = Field(default=None, gt=0, le=100)
     max_attempts: int | None = Field(default=None, ge=1, le=20)
     retry_delay_seconds: int | None = Field(default=None, ge=0, le=7 * 86400)
+    #: false: the campaign's calls are not recorded (true leaves it to the agent)
+    recording_enabled: bool | None = Field(
+        default=None, validation_alias=AliasChoices("recording_enabled", "recordingEnabled")
+    )
 
     @field_validator("schedule_start_time", "schedule_end_time", check_fields=False)
     @classmethod
@@ -128,6 +132,7 @@ class CampaignOut(OutModel):
     calls_per_second: float
     max_attempts: int
     retry_delay_seconds: int
+    recording_enabled: bool = True
     total_leads: int
     completed_leads: int
     created_at: Timestamp

@@ -34,7 +34,15 @@ from flireo.webhooks.signing import (
 _CONFIG_FIELDS = ("stt_config", "llm_config", "tts_config", "analysis_plan")
 _PLAN_FIELDS = ("start_speaking_plan", "stop_speaking_plan")
 _NON_NULLABLE = frozenset(
-    {"name", "is_active", "voicemail_detection", "autonomous_silence_handling", "gdpr_mode"}
+    {
+        "name",
+        "is_active",
+        "voicemail_detection",
+        "autonomous_silence_handling",
+        "gdpr_mode",
+        "recording_enabled",
+        "recording_format",
+    }
 )
 _NOT_COLUMNS = {"webhook_secret", "tool_template_ids", "analysis_template_id", *_PLAN_FIELDS}
 

@@ -3,7 +3,7 @@ answered, ask the customer's server for per-call overrides (5 s).
 
 Replies: ``{}`` (use the stored agent), ``{"assistant": {...}}`` (overrides:
 ``firstMessage``, ``stt_config``, ``llm_config``, ``tts_config``,
-``analysisPlan``), ``{"maxDurationSeconds": n}`` and ``{"error": "..."}``
+``analysisPlan``, ``recordingEnabled``), ``{"maxDurationSeconds": n}`` and ``{"error": "..."}``
 (reject the call; the text is spoken to the caller). A timeout, an error or an
 unusable reply falls back to the stored agent.
 """
@@ -24,6 +24,13 @@ from flireo.webhooks import outbox, payloads
 from flireo.webhooks.sync import ASSISTANT_REQUEST_TIMEOUT, SyncReply, post_sync_webhook
 
 log = structlog.get_logger(__name__)
+
+
+class ArtifactPlan(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    recording_enabled: bool | None = Field(
+        default=None, validation_alias=AliasChoices("recordingEnabled", "recording_enabled")
+    )
 
 
 class AssistantOverride(BaseModel):
@@ -50,6 +57,13 @@ class AssistantOverride(BaseModel):
         ge=10,
         le=43_200,
         validation_alias=AliasChoices("maxDurationSeconds", "max_duration_seconds"),
+    )
+    #: false: this call is not recorded (Vapi's ``artifactPlan.recordingEnabled`` too)
+    recording_enabled: bool | None = Field(
+        default=None, validation_alias=AliasChoices("recordingEnabled", "recording_enabled")
+    )
+    artifact_plan: ArtifactPlan | None = Field(
+        default=None, validation_alias=AliasChoices("artifactPlan", "artifact_plan")
     )
 
 
@@ -104,6 +118,11 @@ def decide(reply: SyncReply) -> AssistantDecision:
                 overrides[key] = value.model_dump(by_alias=True, exclude_none=True, mode="json")
         if a.max_duration_seconds is not None:
             overrides["maxDurationSeconds"] = a.max_duration_seconds
+        recording = a.recording_enabled
+        if recording is None and a.artifact_plan is not None:
+            recording = a.artifact_plan.recording_enabled
+        if recording is not None:
+            overrides["recordingEnabled"] = recording
     if parsed.max_duration_seconds is not None:
         overrides["maxDurationSeconds"] = parsed.max_duration_seconds
     return AssistantDecision(overrides=overrides)

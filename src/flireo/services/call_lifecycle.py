@@ -19,6 +19,7 @@ from flireo.bus.base import Bus
 from flireo.clock import Clock
 from flireo.domain.calls import FINAL_STATUSES
 from flireo.domain.usage import VendorUsage
+from flireo.recordings.service import KeptRecording, note_recording
 from flireo.services.calls import set_status
 from flireo.services.live_events import publish_status
 from flireo.settings import Settings
@@ -40,6 +41,8 @@ class CallCompletion:
     summary: str | None = None
     metrics: dict[str, Any] | None = None
     usage: VendorUsage = field(default_factory=VendorUsage)
+    #: the call's recording, stored (or queued for another try) before the call ends
+    recording: KeptRecording | None = None
 
 
 def analysis_plan(call: Call, agent: Agent | None) -> dict[str, Any] | None:
@@ -137,6 +140,15 @@ class CallLifecycle:
             call.metrics = completion.metrics
             if completion.summary is not None:
                 call.summary = completion.summary
+            if completion.recording is not None:
+                note_recording(
+                    s,
+                    call,
+                    completion.recording,
+                    node_id=self.settings.node_id,
+                    now=now,
+                    retry_scale=self.settings.recording_retry_scale,
+                )
             await record_usage(s, call, completion.usage, self.settings.price_per_minute)
             status_event = await outbox.enqueue_status(
                 s, call, completion.status, now=now, error=completion.error
@@ -168,7 +180,9 @@ class CallLifecycle:
                 call,
                 "end-of-call-report",
                 now=now,
-                render=lambda name: payloads.end_of_call_report(call, number_name=name, now=now),
+                render=lambda name: payloads.end_of_call_report(
+                    call, number_name=name, now=now, settings=self.settings
+                ),
             )
             return False, queued is not None
         call.analysis_status = "pending"

@@ -25,6 +25,9 @@ from flireo.domain.calls import (
     WebhookLog,
 )
 from flireo.domain.common import Page
+from flireo.recordings.links import links_for
+from flireo.recordings.service import recording_fields
+from flireo.settings import Settings
 from flireo.store.crud import get_owned
 from flireo.store.tables import Call, PhoneNumber, WebhookAttempt, WebhookEvent
 from flireo.webhooks.payloads import call_type
@@ -145,19 +148,33 @@ def _common(call: Call, phone_number: str | None) -> dict[str, Any]:
     }
 
 
-def call_out(call: Call) -> CallOut:
-    return CallOut.model_validate(_common(call, None))
+def _recording(call: Call, settings: Settings | None, now: datetime | None) -> dict[str, Any]:
+    if settings is None or now is None or call.recording_status != "stored":
+        return {}
+    return recording_fields(call, links_for(settings), now)
 
 
-async def call_detail(session: AsyncSession, call: Call) -> CallDetailOut:
+def call_out(call: Call, settings: Settings | None = None, now: datetime | None = None) -> CallOut:
+    """``settings``/``now``: for the signed recording links (null without)."""
+    return CallOut.model_validate({**_common(call, None), **_recording(call, settings, now)})
+
+
+async def call_detail(
+    session: AsyncSession, call: Call, settings: Settings | None = None, now: datetime | None = None
+) -> CallDetailOut:
     number = await session.get(PhoneNumber, call.number_id) if call.number_id else None
     return CallDetailOut.model_validate(
         {
             **_common(call, number.phone_number if number else None),
+            **_recording(call, settings, now),
             "analysis_result": call.analysis_result,
             "messages": call.messages or [],
             "transcript": call.transcript,
             "metrics": call.metrics,
+            "recording_status": call.recording_status,
+            "recording_format": call.recording_format,
+            "recording_duration_seconds": call.recording_duration_seconds,
+            "recording_error": call.recording_error,
         }
     )
 

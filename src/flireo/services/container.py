@@ -11,6 +11,8 @@ import httpx
 from flireo.api.ratelimit import RateLimiter
 from flireo.bus.base import Bus
 from flireo.clock import Clock
+from flireo.recordings.service import Recordings
+from flireo.recordings.storage import storage_from_settings
 from flireo.services.dialer import Dialer
 from flireo.settings import Settings
 from flireo.store.db import Database
@@ -36,3 +38,16 @@ class Services:
     kick_webhooks: Callable[[], None] = lambda: None
     #: browser calls over WebRTC (``POST /calls/web``), set by the server
     web_calls: WebCalls | None = None
+    _recordings: Recordings | None = None
+
+    @property
+    def recordings(self) -> Recordings:
+        """Call recordings: storage back-end (``FLIREO_RECORDINGS_URL``) and signed links."""
+        if self._recordings is None:
+            self._recordings = Recordings(
+                storage_from_settings(self.settings),
+                self.settings,
+                self.clock,
+                node_id=self.settings.node_id,
+            )
+        return self._recordings

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -54,6 +56,11 @@ async def caller_number(
     return first
 
 
+def recording_override(enabled: bool | None) -> dict[str, Any] | None:
+    """``Call.overrides`` of a call placed with ``recording_enabled`` (None: the agent decides)."""
+    return None if enabled is None else {"recordingEnabled": enabled}
+
+
 def lifecycle_of(svc: Services) -> CallLifecycle:
     """The call lifecycle for a request handler (its webhooks wake this process's deliverer)."""
     return CallLifecycle(svc.db, svc.settings, svc.clock, on_webhook=svc.kick_webhooks)
@@ -95,6 +102,7 @@ async def place_outbound_call(
                 room_name=room,
                 first_message=body.first_message,
                 context=body.context,
+                overrides=recording_override(body.recording_enabled),
             )
         )
     if refused is not None:

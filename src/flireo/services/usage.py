@@ -149,4 +149,5 @@ async def account(
         reserved_inbound_calls=org.reserved_inbound_calls,
         price_per_minute=float(settings.price_per_minute),
         currency=settings.currency,
+        recording_retention_days=org.recording_retention_days,
     )

@@ -153,7 +153,12 @@ class WebhookDeliverer:
                         event.status, event.last_error = "failed", "call record is gone"
                         continue
                     renderer = payloads.end_of_call_report
-                    event.payload = renderer(call, number_name=await number_name(s, call), now=now)
+                    event.payload = renderer(
+                        call,
+                        number_name=await number_name(s, call),
+                        now=now,
+                        settings=self.settings,
+                    )
                 event.status = "pending"
                 event.hold_until = None
                 event.lease_owner = self.node_id

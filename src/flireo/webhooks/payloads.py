@@ -7,6 +7,8 @@ from datetime import datetime
 from typing import Any
 
 from flireo.domain.common import format_timestamp
+from flireo.recordings.service import report_fields
+from flireo.settings import Settings
 from flireo.store.tables import Call
 
 #: REST status → the status a webhook reports
@@ -80,8 +82,11 @@ def status_update(
     )
 
 
-def end_of_call_report(call: Call, *, number_name: str | None, now: datetime) -> dict[str, Any]:
-    """Rendered from the finished call record (analysis included when done)."""
+def end_of_call_report(
+    call: Call, *, number_name: str | None, now: datetime, settings: Settings | None = None
+) -> dict[str, Any]:
+    """Rendered from the finished call record (analysis included when done).
+    ``settings``: the server's, for the signed recording links (none without)."""
     fields: dict[str, Any] = {
         "endedReason": call.ended_reason,
         "durationSeconds": call.duration_seconds or 0,
@@ -98,4 +103,8 @@ def end_of_call_report(call: Call, *, number_name: str | None, now: datetime) ->
         fields["metrics"] = call.metrics
     if call.error:
         fields["error"] = call.error
+    if settings is not None:
+        fields.update(report_fields(call, settings, now))
+    else:
+        fields.update(recordingUrl=None, stereoRecordingUrl=None)
     return envelope("end-of-call-report", call, number_name=number_name, now=now, **fields)

@@ -23,12 +23,17 @@ install: $(STAMP)
 run: install
 	$(VENV)/bin/flireo serve
 
-## Tools the tests drive for real: sipp (Debian sip-tester).
+## Tools the tests drive for real: sipp (Debian sip-tester), baresip (a softphone
+## with SRTP and TLS: baresip-core, without the GTK/X11/GStreamer front-ends).
 system-deps:
 	@command -v sipp >/dev/null 2>&1 || { \
 	  echo "installing sip-tester (sipp)"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq sip-tester >/dev/null; }
+	@command -v baresip >/dev/null 2>&1 || { \
+	  echo "installing baresip-core (baresip)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq baresip-core >/dev/null; }
 
 lint: install
 	$(VENV)/bin/ruff check src tests bench

@@ -5,10 +5,12 @@ calls an agent through ``POST /calls/web``, plays a 16 kHz WAV as its microphone
 Run as a process (so a test can make it vanish with SIGKILL)::
 
     python -m tests.webcall.caller --api URL --key KEY --agent ID --wav caller.wav \
-        --out received.wav [--seconds 30]
+        [--out received.wav] [--seconds 30] [--calls N --report calls.json]
 
-It prints one JSON line ``{"call_id": ...}`` once the call is set up, then runs
+Each call prints one JSON line ``{"call_id": ...}`` once it is set up, then runs
 until ``--seconds`` have passed, when it hangs up by closing its connection.
+``--report`` writes, per call, its id and the ``time.monotonic()`` at which the
+first agent audio arrived (the benchmark compares it with the server's send time).
 """
 
 from __future__ import annotations
@@ -80,7 +82,7 @@ async def record(track: MediaStreamTrack, out: list[bytes], first: list[float]) 
 
 async def call(
     api: str, key: str, agent_id: str, pcm: bytes, seconds: float, out_path: Path | None
-) -> None:
+) -> dict[str, object]:
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     pc.addTrack(WavMicrophone(pcm))
     received: list[bytes] = []
@@ -102,6 +104,7 @@ async def call(
     await pc.setRemoteDescription(RTCSessionDescription(sdp=body["sdp"], type="answer"))
     print(json.dumps({"call_id": body["call"]["id"]}), flush=True)
     await asyncio.sleep(seconds)
+    frames = len(received)
     await pc.close()
     for task in recorders:
         task.cancel()
@@ -113,6 +116,22 @@ async def call(
             w.writeframes(b"".join(received))
         meta = {"first_audio_s": first_audio[0] - started if first_audio else None}
         out_path.with_suffix(".json").write_text(json.dumps(meta))
+    return {
+        "call_id": body["call"]["id"],
+        "first_audio_at": first_audio[0] if first_audio else None,
+        "frames_received": frames,
+    }
+
+
+async def calls(args: argparse.Namespace, pcm: bytes) -> None:
+    results = await asyncio.gather(
+        *(
+            call(args.api, args.key, args.agent, pcm, args.seconds, args.out)
+            for _ in range(args.calls)
+        )
+    )
+    if args.report is not None:
+        args.report.write_text(json.dumps(results))
 
 
 def read_wav(path: Path) -> bytes:
@@ -129,8 +148,10 @@ def main() -> None:
     p.add_argument("--wav", type=Path, required=True)
     p.add_argument("--out", type=Path)
     p.add_argument("--seconds", type=float, default=30.0)
+    p.add_argument("--calls", type=int, default=1)
+    p.add_argument("--report", type=Path)
     a = p.parse_args()
-    asyncio.run(call(a.api, a.key, a.agent, read_wav(a.wav), a.seconds, a.out))
+    asyncio.run(calls(a, read_wav(a.wav)))
 
 
 if __name__ == "__main__":

@@ -154,6 +154,7 @@ class WebCalls:
             await pc.close()
             raise
         self.transports[call.id] = transport
+        transport.call_id = call.id
         task = asyncio.create_task(self._run(call.id, transport, prepared), name="web-call")
         self.tasks[call.id] = task
         async with svc.db.read() as s:

@@ -126,6 +126,10 @@ class WebRtcTransport:
         self._recorder: CallRecorder | None = None
         self.frames_received = 0
         self.ended_reason: str | None = None
+        #: the stored call's id (set by the service; logs and benchmarks)
+        self.call_id: str | None = None
+        #: clock time the first agent frame went to the browser (added-latency benchmark)
+        self.first_sent_at: float | None = None
 
         @pc.on("connectionstatechange")
         async def _state() -> None:
@@ -201,7 +205,12 @@ class WebRtcTransport:
     def send_tick(self, deadline: float, skipped: int) -> None:
         frame = self._play_frame()
         self._tick_sent = frame
-        self.track.push(frame if frame is not None else _SILENCE)
+        if frame is None:
+            self.track.push(_SILENCE)
+            return
+        if self.first_sent_at is None:
+            self.first_sent_at = self._clock.monotonic()
+        self.track.push(frame)
 
     def receive_tick(self, skipped: int) -> None:
         sink, recorder, rx = self._sink, self._recorder, self._rx

@@ -13,7 +13,7 @@ from flireo.campaigns.do_not_call import add_to_do_not_call
 from flireo.campaigns.runner import CampaignRunner
 from flireo.clock import ManualClock
 from flireo.store.db import Database
-from flireo.store.tables import CampaignLead, DoNotCall
+from flireo.store.tables import Call, CampaignLead, DoNotCall
 from tests.campaigns.carrier import SimulatedCarrier
 from tests.campaigns.sim import drive
 from tests.campaigns.world import make_world
@@ -304,7 +304,7 @@ async def test_nothing_is_dialed_without_minutes_or_an_active_agent(db: Database
 
 
 async def test_leads_wait_for_their_window_and_a_new_schedule_is_picked_up(db: Database) -> None:
-    world = await make_world(db)
+    world = await make_world(db, outbound_countries=["NL", "US"])  # a lead in New York
     clock = ManualClock(MONDAY_MORNING)  # 08:00 UTC
     cid = await world.campaign(
         numbers(2),
@@ -341,3 +341,35 @@ async def test_leads_wait_for_their_window_and_a_new_schedule_is_picked_up(db: D
     assert [d.at for d in carrier.dials if d.phone == "+12125550123"] == [
         datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
     ]
+
+
+async def test_the_dial_policy_refuses_leads_once_without_dialing(db: Database) -> None:
+    """Toll fraud (issue 14): a lead abroad (the organization's numbers are Dutch) or on
+    a premium-rate line is never dialed; its call is recorded ``rejected`` once and the
+    lead is final (no retry); the allowed lead is dialed."""
+    world = await make_world(db)
+    clock = ManualClock(MONDAY_MORNING)
+    cid = await world.campaign(
+        [
+            {"phone_number": "+31612345678"},
+            {"phone_number": "+4915123456789"},  # Germany: not a country of its numbers
+            {"phone_number": "+319061234"},  # Dutch premium rate
+        ],
+        calls_per_second=10,
+        max_attempts=3,
+    )
+    carrier = SimulatedCarrier(db, clock)
+    runner = runner_for(db, carrier, clock)
+    await drive(runner, clock, 600, carrier)
+    assert [d.phone for d in carrier.dials] == ["+31612345678"]
+    leads = await world.leads(cid)
+    for number, reason in (
+        ("+4915123456789", "call-start-error-destination-country-not-allowed"),
+        ("+319061234", "call-start-error-premium-destination-not-allowed"),
+    ):
+        lead = leads[number]
+        assert (lead.status, lead.attempts, lead.next_attempt_at) == ("failed", 1, None)
+        async with db.read() as s:
+            call = await s.get(Call, lead.call_id)
+        assert call is not None
+        assert (call.status, call.ended_reason) == ("rejected", reason)

@@ -123,6 +123,7 @@ async def make_world(
     trunk_max: int | None = None,
     first_message: str | None = "Hi {{name}}!",
     number: str = "+31850835037",
+    outbound_countries: list[str] | None = None,
 ) -> World:
     async with db.transaction() as s:
         org = await create_organization(s, "Acme Corp", minutes_balance=minutes)
@@ -130,6 +131,7 @@ async def make_world(
         assert org_row is not None
         org_row.max_concurrent_calls = org_max
         org_row.reserved_inbound_calls = reserved_inbound
+        org_row.outbound_countries = outbound_countries  # None: the countries of its numbers
         agent = Agent(org_id=org.id, name="Caller", first_message=first_message, is_active=True)
         trunk = SipTrunk(
             org_id=org.id, name="carrier", host="sip.example.com", max_concurrent_calls=trunk_max

@@ -25,7 +25,15 @@ from flireo.campaigns.lead_timezones import lead_zones
 from flireo.campaigns.personalization import call_overrides
 from flireo.errors import FlireoError
 from flireo.services.calls import outbound_call_id
+from flireo.services.dial_policy import (
+    DialRefused,
+    check_daily_minutes,
+    check_destination,
+    outbound_room,
+    policy_for,
+)
 from flireo.services.outbound import caller_number
+from flireo.settings import Settings
 from flireo.store.db import Database
 from flireo.store.tables import (
     Agent,
@@ -56,6 +64,9 @@ class Claim:
     wake_at: datetime | None = None
     #: the dialer found every lead final and set the campaign ``completed``
     completed: bool = False
+    #: leads the dial policy refused (services/dial_policy.py): their calls are
+    #: stored ``connecting`` and must now be ended ``rejected`` (call id, reason, error)
+    refused: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 async def claim_leads(
@@ -68,8 +79,10 @@ async def claim_leads(
     lease: timedelta,
     batch: int = 100,
     horizon: timedelta = DEFAULT_HORIZON,
+    settings: Settings | None = None,
 ) -> Claim:
-    """Claim up to ``want`` due leads of a ``scheduled`` campaign and store their calls."""
+    """Claim up to ``want`` due leads of a ``scheduled`` campaign and store their calls.
+    ``settings``: the server's dial-policy defaults (None: only the organization's own caps)."""
     pg = db.dialect == "postgresql"
     async with db.transaction() as s:
         campaign = await s.get(Campaign, campaign_id)
@@ -103,6 +116,16 @@ async def claim_leads(
         room = min(want, free_slots(limits, active))
         if room <= 0:
             return Claim(blocked="no-capacity")
+        policy = await policy_for(s, org, settings)  # toll-fraud guards, as for API calls
+        try:
+            await check_daily_minutes(s, org.id, policy, now)
+        except DialRefused:
+            return Claim(blocked="outbound-daily-limit")
+        outbound = await outbound_room(s, org.id, policy)
+        if outbound is not None:
+            room = min(room, outbound)
+            if room <= 0:
+                return Claim(blocked="no-capacity")
         due = (
             select(CampaignLead)
             .where(
@@ -123,6 +146,20 @@ async def claim_leads(
             if lead.phone_number in blocked:
                 lead.status, lead.outcome, lead.next_attempt_at = "do-not-call", "do-not-call", None
                 claim.suppressed += 1
+                continue
+            try:
+                check_destination(policy, lead.phone_number, param="phone_number")
+            except DialRefused as exc:  # final: another attempt would be refused too
+                call_id = _store_call(
+                    s, campaign, agent, number, lead, node_id=node_id, now=now, lease=lease
+                )
+                await s.flush()
+                refused_call = await s.get(Call, call_id)
+                assert refused_call is not None
+                refused_call.status = "connecting"
+                lead.status, lead.outcome, lead.next_attempt_at = "failed", "failed", None
+                lead.lease_owner = lead.lease_expires_at = None
+                claim.refused.append((call_id, exc.ended_reason, exc.message))
                 continue
             zones = lead_zones(lead.phone_number, lead.timezone, campaign.timezone)
             window = windows.get(zones)

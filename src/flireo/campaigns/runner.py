@@ -34,10 +34,11 @@ from flireo.campaigns.pacing import TokenBucket
 from flireo.campaigns.reconcile import fail_call, settle_leads
 from flireo.clock import Clock
 from flireo.domain.calls import DialEndedReason
-from flireo.services.call_lifecycle import CallLifecycle
+from flireo.services.call_lifecycle import CallCompletion, CallLifecycle
+from flireo.services.calls import set_status
 from flireo.services.dialer import Dialer
 from flireo.store.db import Database
-from flireo.store.tables import Campaign
+from flireo.store.tables import Call, Campaign
 
 log = structlog.get_logger(__name__)
 
@@ -177,7 +178,9 @@ class CampaignRunner:
             lease=self.lease,
             batch=self.batch,
             horizon=self.horizon,
+            settings=self.lifecycle.settings if self.lifecycle is not None else None,
         )
+        await self._refuse(claim.refused)
         bucket.take(len(claim.call_ids))
         await self._dial(claim.call_ids)
         if claim.completed:
@@ -210,6 +213,20 @@ class CampaignRunner:
         elif bucket.rate != rate or bucket.burst != burst:
             bucket.reconfigure(rate, burst)
         return bucket
+
+    async def _refuse(self, refused: list[tuple[str, str, str]]) -> None:
+        """End the calls of leads the dial policy refused: ``rejected``, once."""
+        for call_id, reason, error in refused:
+            log.warning("dial policy refused a campaign lead", call_id=call_id, reason=reason)
+            if self.lifecycle is not None:
+                completion = CallCompletion(status="rejected", ended_reason=reason, error=error)
+                await self.lifecycle.finish(call_id, completion)
+                continue
+            async with self.db.transaction() as s:
+                call = await s.get(Call, call_id, with_for_update=True)
+                if call is not None:
+                    now = self.clock.now()
+                    set_status(call, "rejected", now=now, ended_reason=reason, error=error)
 
     async def _dial(self, call_ids: list[str]) -> None:
         for call_id in call_ids:

@@ -38,8 +38,8 @@ class DialPolicyOut(BaseModel):
     outbound_countries_source: Literal["numbers", "organization"]
     #: premium-rate, shared-cost and personal numbers allowed
     allow_premium_destinations: bool
-    daily_outbound_minutes: int
-    max_outbound_calls: int
+    daily_outbound_minutes: int | None
+    max_outbound_calls: int | None
     outbound_minutes_today: int
     active_outbound_calls: int
 

@@ -85,8 +85,9 @@ class DialPolicy:
     #: True when ``countries`` came from the organization's own numbers
     countries_from_numbers: bool
     allow_premium: bool
-    daily_minutes: int
-    max_outbound_calls: int
+    #: None: no cap (the campaign runner of a process without server settings)
+    daily_minutes: int | None
+    max_outbound_calls: int | None
 
 
 def region_of(number: phonenumbers.PhoneNumber) -> str | None:
@@ -115,7 +116,11 @@ def parse(destination: str) -> phonenumbers.PhoneNumber | None:
         return None
 
 
-async def policy_for(session: AsyncSession, org: Organization, settings: Settings) -> DialPolicy:
+async def policy_for(
+    session: AsyncSession, org: Organization, settings: Settings | None
+) -> DialPolicy:
+    """The organization's policy; its unset caps take ``settings``' defaults (none
+    when ``settings`` is None)."""
     if org.outbound_countries is not None:
         countries = frozenset(str(c).upper() for c in org.outbound_countries)
         from_numbers = False
@@ -138,10 +143,10 @@ async def policy_for(session: AsyncSession, org: Organization, settings: Setting
         allow_premium=bool(org.allow_premium_destinations),
         daily_minutes=org.daily_outbound_minutes
         if org.daily_outbound_minutes is not None
-        else settings.default_daily_outbound_minutes,
+        else (settings.default_daily_outbound_minutes if settings is not None else None),
         max_outbound_calls=org.max_outbound_calls
         if org.max_outbound_calls is not None
-        else settings.default_max_outbound_calls,
+        else (settings.default_max_outbound_calls if settings is not None else None),
     )
 
 
@@ -212,25 +217,41 @@ async def active_outbound_calls(session: AsyncSession, org_id: str) -> int:
     return int(count.scalar_one())
 
 
+async def outbound_room(session: AsyncSession, org_id: str, policy: DialPolicy) -> int | None:
+    """How many more outbound calls may start now (None: no cap)."""
+    if policy.max_outbound_calls is None:
+        return None
+    return policy.max_outbound_calls - await active_outbound_calls(session, org_id)
+
+
 async def check_capacity(
     session: AsyncSession, org_id: str, policy: DialPolicy, now: datetime
 ) -> None:
     """Raise :class:`DialRefused` when one more outbound call would pass a cap."""
+    await check_daily_minutes(session, org_id, policy, now)
+    room = await outbound_room(session, org_id, policy)
+    if room is not None and room <= 0 and policy.max_outbound_calls is not None:
+        active = policy.max_outbound_calls - room
+        raise DialRefused(
+            f"The organization already has {active} outbound calls in progress (limit "
+            f"{policy.max_outbound_calls}); raise max_outbound_calls with "
+            "PATCH /account/dial-policy",
+            code=RefusalCode.CONCURRENCY,
+            param=None,
+        )
+
+
+async def check_daily_minutes(
+    session: AsyncSession, org_id: str, policy: DialPolicy, now: datetime
+) -> None:
+    if policy.daily_minutes is None:
+        return
     used = await outbound_minutes_today(session, org_id, now)
     if used >= policy.daily_minutes:
         raise DialRefused(
             f"The organization used {used} of its {policy.daily_minutes} outbound minutes "
             "today (UTC); raise daily_outbound_minutes with PATCH /account/dial-policy",
             code=RefusalCode.DAILY_MINUTES,
-            param=None,
-        )
-    active = await active_outbound_calls(session, org_id)
-    if active >= policy.max_outbound_calls:
-        raise DialRefused(
-            f"The organization already has {active} outbound calls in progress (limit "
-            f"{policy.max_outbound_calls}); raise max_outbound_calls with "
-            "PATCH /account/dial-policy",
-            code=RefusalCode.CONCURRENCY,
             param=None,
         )
 

@@ -140,6 +140,9 @@ async def test_failed_authentication_is_throttled_per_address(
     services.settings.auth_failures_per_minute = 20
     good = await make_org()
     async with _limited_app(services) as client:
+        for _ in range(25):  # no key at all is no guess: not counted
+            r = await client.get("/agents", headers={"Authorization": "Basic abc"})
+            assert r.status_code == 401
         for n in range(20):
             r = await client.get("/agents", headers={"Authorization": f"Bearer flk_guess{n}"})
             assert r.status_code == 401, n

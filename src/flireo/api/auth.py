@@ -96,9 +96,8 @@ async def principal(
         setattr(request.state, STATE_WINDOW, failures)
         raise _too_many_failures(failures, time.time())
     token = bearer_token(request.headers.get("authorization"))
-    if token is None:
-        missing = Unauthorized("Missing API key: send 'Authorization: Bearer <key>'")
-        await _failed(request, svc, fail_key, missing)
+    if token is None:  # no guess made: not counted (the per-address request limit applies)
+        raise Unauthorized("Missing API key: send 'Authorization: Bearer <key>'")
     key_hash = hash_api_key(token)
     async with svc.db.read() as session:
         key = (

@@ -65,7 +65,7 @@ async def serve(settings: Settings, console: Console | None = None) -> None:
     await prepare_database(settings, db, console)
     clock = SystemClock()
     services = build_services(
-        settings, dialer=DisabledDialer(db, clock), db=db, keyring=keyring, clock=clock
+        settings, dialer=DisabledDialer(db, clock, settings), db=db, keyring=keyring, clock=clock
     )
     deliverer = WebhookDeliverer(
         db, services.http, services.vault, settings, clock, node_id=settings.node_id

@@ -12,7 +12,8 @@ import httpx
 from sqlalchemy import select
 
 from flireo.services.container import Services
-from flireo.store.tables import Call, PhoneNumber, UsageLog
+from flireo.services.dialer import DisabledDialer
+from flireo.store.tables import Call, PhoneNumber, UsageLog, WebhookEvent
 from tests.api.conftest import Org
 
 OWN_NUMBER = "+31850835037"  # NL
@@ -243,3 +244,37 @@ async def test_a_transfer_that_cannot_work_or_is_not_allowed_is_refused_at_once(
     r = await transfer("live-trunk", NL_MOBILE)
     assert r.status_code == 400, r.text
     assert r.json()["error"]["code"] == "call_not_active"
+
+
+async def test_a_call_the_dialer_cannot_place_still_ends_with_its_report_and_usage(
+    api: httpx.AsyncClient, services: Services, org: Org
+) -> None:
+    """Issue 14 item 5 (outbound side): a server without SIP fails the call through
+    the lifecycle — status, end-of-call report, usage — not with a bare status."""
+    agent_id = await outbound_agent(api)
+    r = await api.patch(
+        f"/agents/{agent_id}",
+        json={
+            "webhook_url": "https://hooks.example.com/flireo",
+            "webhook_events": ["status-update", "end-of-call-report"],
+        },
+    )
+    assert r.status_code == 200, r.text
+    services.dialer = DisabledDialer(services.db, services.clock, services.settings)
+    r = await dial(api, agent_id, NL_MOBILE)
+    assert r.status_code == 200, r.text
+    call_id = r.json()["call_id"]
+    async with services.db.read() as s:
+        call = await s.get(Call, call_id)
+        assert call is not None
+        assert (call.status, call.ended_reason) == ("failed", "outbound-calling-disabled")
+        events = (
+            await s.execute(
+                select(WebhookEvent.event_type)
+                .where(WebhookEvent.call_id == call_id)
+                .order_by(WebhookEvent.seq)
+            )
+        ).scalars()
+        assert list(events) == ["status-update", "end-of-call-report"]
+        logs = (await s.execute(select(UsageLog).where(UsageLog.call_id == call_id))).all()
+        assert len(logs) == 1

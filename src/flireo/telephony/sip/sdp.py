@@ -10,6 +10,7 @@ crypto lines; the others offer plain RTP/AVP."""
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 
 from flireo.telephony.rtp import srtp as sdes
@@ -183,6 +184,10 @@ def negotiate(
     SRTP as the offer and ``srtp`` (the policy, see the module) say."""
     if offer.port == 0:
         raise SdpNegotiationError("audio stream is disabled (port 0)")
+    try:  # RTP goes to an address: a name would need a blocking lookup (RFC 4566 allows it)
+        ipaddress.ip_address(offer.host)
+    except ValueError:
+        raise SdpNegotiationError(f"connection address {offer.host[:64]!r} is not an IP") from None
     codec = next(
         (
             pt

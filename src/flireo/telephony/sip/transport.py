@@ -96,9 +96,11 @@ def response_flow(response: Response, source: Flow, connected: bool) -> Flow:
     via = response.top_via
     host = via.param("received") or via.host.strip("[]")
     rport = via.param("rport")
-    port = int(rport) if rport and rport.isdigit() else via.sent_by[1]
+    port = int(rport) if rport and rport.isascii() and rport.isdigit() else via.sent_by[1]
     if not is_ip(host):  # a name we cannot resolve without blocking: answer the source
         host = source.host
+    if not 0 < port < 65_536:  # a forged Via: answer where the request came from
+        host, port = source.host, source.port
     return Flow(source.transport, host, port)
 
 
@@ -220,6 +222,10 @@ class SipTransport:
     def send(self, data: bytes, flow: Flow, on_error: ErrorHandler | None = None) -> None:
         """Send one serialized message; ``flow.host`` must be an IP literal."""
         if self._closed:
+            return
+        if not 0 < flow.port < 65_536:  # sendto would raise, and asyncio close the socket
+            if on_error is not None:
+                on_error(f"bad port {flow.port}")
             return
         if flow.transport == "UDP":
             if self._udp is None:

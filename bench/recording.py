@@ -27,8 +27,9 @@ The media-path runs alternate (unrecorded, recorded) ``--repeat`` times and
 keep the least CPU of each kind: this 2-core machine is shared, and other
 programs' bursts only ever add to a run.
 
-Run: ``.venv/bin/python bench/recording.py`` (about two minutes; ``--quick`` for
-a short check). Prints the numbers and writes ``bench/results/recording.json``.
+Run: ``.venv/bin/python bench/recording.py`` (about two minutes on a quiet machine,
+most of it the worker writing 100 × 10 minutes of WAV, 5.8 GB, removed at the
+end; ``--quick`` for a short check). Prints the numbers and writes ``bench/results/recording.json``.
 """
 
 from __future__ import annotations
@@ -254,7 +255,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     work_dir = Path(tempfile.mkdtemp(prefix="flireo-rec-bench-"))
     try:
         ticks = 3000 if args.quick else TEN_MINUTES_TICKS
-        media_seconds = {1: 20.0 if args.quick else 120.0, 100: 2.0 if args.quick else 5.0}
+        media_seconds = {1: 20.0 if args.quick else 60.0, 100: 2.0 if args.quick else 4.0}
         # warm up (imports, numpy, the worker threads, the soxr and PyAV libraries)
         await recorder_run(2, 200, True, "ogg", work_dir)
         await media_run(2, 1.0, True, work_dir)
@@ -346,7 +347,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="short calls, for a smoke check")
-    parser.add_argument("--repeat", type=int, default=3, help="media-path runs of each kind")
+    parser.add_argument("--repeat", type=int, default=2, help="media-path runs of each kind")
     parser.add_argument("--ogg-100", action="store_true", help="also 100 × 10 min of Opus")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "recording.json"))
     arguments = parser.parse_args()

@@ -158,6 +158,7 @@ async def test_frames_go_to_the_file_in_chunks_not_into_memory(tmp_path: Path) -
     for _ in range(49):
         recorder.on_tick(tone(1), None)
     assert len(recorder._left) == 49
+    assert recorder.duration_s == pytest.approx(49 * 0.02)
     recorder.on_tick(tone(1), None)
     assert recorder._left == []
     assert recorder._right == []

@@ -177,7 +177,8 @@ class CallRecorder:
 
     @property
     def duration_s(self) -> float:
-        return self._samples / SAMPLE_RATE
+        """Seconds recorded so far (per channel)."""
+        return (self._samples + len(self._left) * FRAME_SAMPLES) / SAMPLE_RATE
 
     @property
     def backlog(self) -> int:

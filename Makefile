@@ -30,6 +30,10 @@ system-deps:
 	  echo "installing sip-tester (sipp)"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq sip-tester >/dev/null; }
+	@test -x /usr/bin/chromium || { \
+	  echo "installing chromium (the console's browser tests drive /usr/bin/chromium)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 	@command -v baresip >/dev/null 2>&1 || { \
 	  echo "installing baresip-core (baresip)"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \

@@ -247,7 +247,10 @@ async function renderForm(root, id, ctx) {
 
   const widgets = {};
   const sections = new Map(GROUPS.map(([name]) => [name, []]).concat([["Other", []]]));
-  for (const key of Object.keys(props)) {
+  // the groups' order first, then whatever else the schema has (nothing the API accepts is hidden)
+  const listed = GROUPS.flatMap(([, keys]) => keys.filter((k) => typeof k === "string"));
+  const ordered = [...listed.filter((k) => k in props), ...Object.keys(props).filter((k) => !listed.includes(k))];
+  for (const key of ordered) {
     const required = (schema.required || []).includes(key) || key === "name";
     widgets[key] = build(spec, props[key], key, { ...opts, required });
     sections.get(groupOf(key)).push(widgets[key].el);
@@ -288,7 +291,9 @@ async function renderForm(root, id, ctx) {
 
   for (const [name, nodes] of sections) {
     if (!nodes.length) continue;
-    form.append(h("section", { class: "card", "aria-label": name }, h("h2", {}, name), nodes));
+    // a group that is one nested config is titled by its own legend
+    const single = nodes.length === 1 && nodes[0].tagName === "FIELDSET";
+    form.append(h("section", { class: `card${single ? " single" : ""}`, "aria-label": name }, single ? null : h("h2", {}, name), nodes));
   }
   const submit = h("button", { type: "submit" }, original ? "Save changes" : "Create agent");
   form.append(alert, h("div", { class: "form-actions" }, submit));

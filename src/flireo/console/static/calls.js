@@ -138,7 +138,7 @@ async function renderList(root, ctx) {
       table(
         "Calls",
         [
-          { label: "Created", render: (c) => h("a", { href: `#/calls/${c.id}` }, fmtDate(c.created_at)) },
+          { label: "Created", render: (c) => h("a", { href: `#/calls/${encodeURIComponent(c.id)}` }, fmtDate(c.created_at)) },
           { label: "Direction", render: (c) => `${c.direction}${c.type && c.type !== "inboundPhoneCall" && c.type !== "outboundPhoneCall" ? ` (${c.type})` : ""}` },
           { label: "From", render: (c) => c.caller_phone || "—" },
           { label: "To", render: (c) => c.assistant_phone || c.phone_number || "—" },
@@ -188,6 +188,12 @@ async function renderList(root, ctx) {
 
 // -- one call -----------------------------------------------------------------
 
+function callTitle(call) {
+  if (call.direction === "outbound") return `Call to ${call.caller_phone || call.phone_number || "unknown"}`;
+  if (call.caller_phone) return `Call from ${call.caller_phone}`;
+  return call.type === "webCall" ? "Browser call" : "Call";
+}
+
 function messageTime(m) {
   return typeof m.secondsFromStart === "number" ? m.secondsFromStart : null;
 }
@@ -234,7 +240,7 @@ async function renderCall(root, id, ctx) {
   const badge = h("span", { id: "call-status" }, statusBadge(call.status));
   root.append(
     h("p", { class: "crumbs" }, h("a", { href: "#/calls" }, "Calls"), " / ", call.id),
-    pageHeader(`Call ${call.id.slice(0, 8)}`, badge),
+    pageHeader(callTitle(call), badge),
   );
 
   const facts = [

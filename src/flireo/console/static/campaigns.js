@@ -17,6 +17,7 @@ import {
   toast,
 } from "./ui.js";
 
+const E164 = /^\+[1-9][0-9]{6,14}$/;
 const LEAD_STATUSES = ["pending", "calling", "completed", "failed", "no-answer", "voicemail", "busy", "do-not-call"];
 
 export async function render(root, params, ctx) {
@@ -182,7 +183,7 @@ async function renderCampaign(root, id, ctx) {
           { label: "Status", render: (l) => statusBadge(l.status) },
           { label: "Attempts", render: (l) => String(l.attempts) },
           { label: "Variables", render: (l) => Object.entries(l.variables || {}).map(([k, v]) => `${k}=${v}`).join(", ") || "—" },
-          { label: "Call", render: (l) => (l.call_id ? h("a", { href: `#/calls/${l.call_id}` }, "open") : "—") },
+          { label: "Call", render: (l) => (l.call_id ? h("a", { href: `#/calls/${encodeURIComponent(l.call_id)}` }, "open") : "—") },
         ],
         leads.leads,
         { empty: "No leads." },
@@ -216,6 +217,12 @@ async function renderCampaign(root, id, ctx) {
       rows = leadsFromCsv(text || "");
     } catch (error) {
       showAlert(csvAlert, error.message);
+      return;
+    }
+    // checked here too: the API's error for a bulk body may name the single-lead form's field
+    const bad = rows.findIndex((lead) => !E164.test(lead.phone_number));
+    if (bad >= 0) {
+      showAlert(csvAlert, `Row ${bad + 2} of the CSV: "${rows[bad].phone_number}" is not a phone number in E.164 form (+31612345678).`);
       return;
     }
     upload.disabled = true;

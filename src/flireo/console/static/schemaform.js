@@ -194,7 +194,7 @@ function numberWidget(schema, path, label, hint) {
 }
 
 function textWidget(schema, path, label, hint) {
-  const long = (schema.maxLength || 0) > 1000;
+  const long = (schema.maxLength || 0) >= 4000;
   const control = long
     ? h("textarea", { rows: 4, "data-path": path })
     : h("input", {

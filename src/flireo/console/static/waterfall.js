@@ -20,7 +20,7 @@ function svg(tag, attrs = {}, ...children) {
 
 /** Where a turn sits on the recording (seconds): the documented offset when present. */
 export function turnStart(t) {
-  for (const key of ["recording_start_seconds", "recording_offset_seconds", "start_seconds", "seconds_from_start"]) {
+  for (const key of ["start_s", "end_of_turn_s", "seconds_from_start"]) {
     if (typeof t[key] === "number") return t[key];
   }
   return 0;
@@ -42,7 +42,7 @@ export function segments(t) {
 export function waterfall(turns, { duration, player, average } = {}) {
   const width = 760;
   const left = 150;
-  const right = 20;
+  const right = 36;
   const rowH = 26;
   const overviewH = 44;
   const plot = width - left - right;
@@ -74,6 +74,24 @@ export function waterfall(turns, { duration, player, average } = {}) {
     svg("text", { x: 8, y: 26, class: "wf-label" }, "Recording"),
     svg("rect", { x: left, y: 12, width: plot, height: 20, class: "wf-track", rx: 3 }),
   );
+  // each turn on the recording: the caller speaking (start_s → end_of_turn_s), the
+  // wait for the agent (→ first_audio_s), the agent speaking (→ end_s)
+  const num = (v) => (typeof v === "number" ? v : null);
+  turns.forEach((t) => {
+    const eot = num(t.end_of_turn_s);
+    const first = num(t.first_audio_s);
+    const end = num(t.end_s);
+    const start = num(t.start_s);
+    const span = (from, to, cls, label) => {
+      if (from === null || to === null || to < from) return;
+      root.append(
+        svg("rect", { x: tx(from), y: 14, width: Math.max(1, tx(to) - tx(from)), height: 16, class: `wf-span ${cls}` }, svg("title", {}, `Turn ${t.turn} ${label}: ${fmtClock(from)}–${fmtClock(to)}`)),
+      );
+    };
+    if (t.trigger === "user") span(start, eot, "wf-caller", "caller speaking");
+    span(eot ?? start, first, "wf-wait", "waiting for the agent");
+    span(first, end, "wf-agent", "agent speaking");
+  });
   turns.forEach((t, i) => {
     const marker = svg(
       "rect",
@@ -139,12 +157,12 @@ export function waterfall(turns, { duration, player, average } = {}) {
   // legend
   const ly = height - 8;
   let lx = left;
-  for (const p of [...PARTS, { label: "First audio", cls: "wf-first-audio" }]) {
+  for (const p of [...PARTS, { label: "First audio", cls: "wf-first-audio" }, { label: "Caller", cls: "wf-caller" }, { label: "Wait", cls: "wf-wait" }, { label: "Agent", cls: "wf-agent" }]) {
     root.append(
-      p.cls === "wf-first-audio" ? svg("circle", { cx: lx + 5, cy: ly - 4, r: 5, class: p.cls }) : svg("rect", { x: lx, y: ly - 9, width: 10, height: 10, class: `wf-bar ${p.cls}` }),
+      p.cls === "wf-first-audio" ? svg("circle", { cx: lx + 5, cy: ly - 4, r: 5, class: p.cls }) : svg("rect", { x: lx, y: ly - 9, width: 10, height: 10, class: `${p.cls.startsWith("wf-c") || p.cls === "wf-wait" || p.cls === "wf-agent" ? "wf-span" : "wf-bar"} ${p.cls}` }),
       svg("text", { x: lx + 14, y: ly, class: "wf-axis" }, p.label),
     );
-    lx += 30 + p.label.length * 7;
+    lx += 24 + p.label.length * 6.5;
   }
 
   // the same numbers as a table for screen readers and copying

@@ -518,6 +518,8 @@ class FlireoServer:
             "FLIREO_INITIAL_MINUTES_BALANCE": "100000000",
             "FLIREO_SIP_HOST": "127.0.0.1",
             "FLIREO_SIP_PORT": str(self.sip_port),
+            # the sipp carrier and callers are on loopback (a development setting)
+            "FLIREO_ALLOW_PRIVATE_URLS": "1",
             "FLIREO_RTP_PORT_MIN": "30000",
             "FLIREO_RTP_PORT_MAX": "39999",
             PROBE_PORT_ENV: str(self.probe_port),

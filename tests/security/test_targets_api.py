@@ -147,7 +147,7 @@ async def test_a_trunk_pointing_at_this_server_is_refused(
     api: httpx.AsyncClient, services: Services
 ) -> None:
     """Even with loopback allowed: an INVITE to our own listener is a billed loop."""
-    port = services.settings.sip_port
+    services.settings.sip_port = port = 5062  # where this server's SIP listener is
     for host in ("127.0.0.1", "localhost"):
         error = _refused(
             await api.post("/sip-trunks", json={"name": "self", "host": host, "port": port}),

@@ -12,6 +12,7 @@ import pytest
 
 from flireo.domain.byok import BYOK_PROVIDERS
 from flireo.engine import ended_reasons
+from flireo.errors import ProviderError
 from flireo.providers.llm.base import ChatMessage, TextDelta
 from flireo.providers.llm.openai_compat import OpenAICompatibleLLM
 from flireo.providers.realtime.xai import XaiRealtimeModel
@@ -441,9 +442,15 @@ async def test_the_platforms_key_is_not_sent_to_an_agents_base_url(
     proxied = {"provider": "openai", "base_url": fake_openai.url, "model": "gpt-4o-mini"}
     call_id = await stored_call(services, org, await llm_agent(api, proxied))
 
-    with pytest.raises(CallSetupError) as failed:
-        await runner(services).prepare(call_id)
-    assert failed.value.ended_reason == "pipeline-error-openai-llm-missing-api-key"
+    # called without a key (issue 14: a self-hosted server may need none); the
+    # server at the agent's address never sees the platform's key
+    llm = (await runner(services).prepare(call_id)).pipeline.llm
+    assert isinstance(llm, OpenAICompatibleLLM)
+    with pytest.raises(ProviderError) as refused:
+        [e async for e in llm.stream(HELLO)]
+    assert refused.value.status == 401
+    assert "POST /byok" in refused.value.message
+    assert "authorization" not in fake_openai.headers[0]
 
     # the organization's own key may go where its agent points
     await add_byok(api, "openai", BYOK_OPENAI)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Response, status
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from flireo.api.auth import Principal, principal, services
 from flireo.api.errors import error_responses
-from flireo.domain.agents import AgentCreate, AgentOut, AgentUpdate
+from flireo.domain.agents import AgentCreate, AgentOut, AgentUpdate, AgentWarning
 from flireo.services import agents as svc_agents
 from flireo.services.container import Services
 from flireo.store.crud import get_owned, list_owned
@@ -18,6 +18,11 @@ router = APIRouter(prefix="/agents", tags=["Agents"], responses=error_responses(
 
 class AgentEnvelope(BaseModel):
     agent: AgentOut
+
+
+class AgentWriteEnvelope(AgentEnvelope):
+    #: configurations that are saved but cannot work as they are (empty: none found)
+    warnings: list[AgentWarning] = Field(default_factory=list)
 
 
 class AgentList(BaseModel):
@@ -36,16 +41,19 @@ async def list_agents(
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
-    response_model=AgentEnvelope,
+    response_model=AgentWriteEnvelope,
     summary="Create a new agent",
     responses=error_responses(404),
 )
 async def create_agent(
     body: AgentCreate, who: Principal = Depends(principal), svc: Services = Depends(services)
-) -> AgentEnvelope:
+) -> AgentWriteEnvelope:
     async with svc.db.transaction() as s:
         agent = await svc_agents.create_agent(s, svc.vault, svc.settings, who.org_id, body)
-        return AgentEnvelope(agent=await svc_agents.agent_out(s, svc.vault, agent))
+        return AgentWriteEnvelope(
+            agent=await svc_agents.agent_out(s, svc.vault, agent),
+            warnings=await svc_agents.agent_warnings(s, svc.settings, agent),
+        )
 
 
 @router.get(
@@ -64,7 +72,7 @@ async def get_agent(
 
 @router.patch(
     "/{agent_id}",
-    response_model=AgentEnvelope,
+    response_model=AgentWriteEnvelope,
     summary="Update an agent (only fields present change)",
     responses=error_responses(404),
 )
@@ -73,12 +81,15 @@ async def update_agent(
     body: AgentUpdate,
     who: Principal = Depends(principal),
     svc: Services = Depends(services),
-) -> AgentEnvelope:
+) -> AgentWriteEnvelope:
     async with svc.db.transaction() as s:
         agent = await svc_agents.update_agent(
             s, svc.vault, who.org_id, agent_id, body, settings=svc.settings
         )
-        return AgentEnvelope(agent=await svc_agents.agent_out(s, svc.vault, agent))
+        return AgentWriteEnvelope(
+            agent=await svc_agents.agent_out(s, svc.vault, agent),
+            warnings=await svc_agents.agent_warnings(s, svc.settings, agent),
+        )
 
 
 @router.delete(

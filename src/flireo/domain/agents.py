@@ -402,3 +402,12 @@ class AgentOut(OutModel):
     recording_format: RecordingFormat = "wav"
     created_at: Timestamp
     updated_at: Timestamp
+
+class AgentWarning(BaseModel):
+    """A configuration that is stored but cannot work as it is (create/update answers)."""
+
+    #: ``missing_api_key``, ``base_url_ignored``, ``webhook_url_missing``
+    code: str
+    #: the field to change, e.g. ``llm_config.provider``
+    param: str
+    message: str

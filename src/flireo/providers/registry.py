@@ -8,8 +8,9 @@ needs a key and has none. Vendor base URLs come from settings so operators
 
 An agent's own ``llm_config.base_url`` (a proxy, a self-hosted server) is
 sent the organization's BYOK key only: the platform's key is kept from any
-address an agent chose, so a hosted vendor named with a ``base_url`` and no
-BYOK key ends as that vendor's missing key.
+address an agent chose. Without a BYOK key such a server is called without
+one (a self-hosted server often needs none); if it answers 401 the call ends
+``pipeline-error-<provider>-llm-unauthorized``.
 """
 
 from __future__ import annotations
@@ -68,6 +69,9 @@ def build_llm(
             api_key=api_key,
             base_url=llm_base_url(provider, config, settings),
             http=http,
+            # a server the agent names (self-hosted, a proxy) is called without a key
+            # when none is set; a 401 from it ends the call as ...-llm-unauthorized
+            key_required=False if config.get("base_url") else None,
         )
     raise ProviderError(provider, "unknown LLM provider")
 

@@ -11,6 +11,7 @@ from flireo.domain.agents import (
     AgentCreate,
     AgentOut,
     AgentUpdate,
+    AgentWarning,
     AnalysisPlan,
     StartSpeakingPlan,
     StopSpeakingPlan,
@@ -19,6 +20,7 @@ from flireo.domain.agents import (
 )
 from flireo.domain.tools import tool_from_template
 from flireo.errors import InvalidRequest
+from flireo.services.credentials import KEY_FOR_PROVIDER, key_sources
 from flireo.services.targets import check_agent_targets
 from flireo.settings import Settings
 from flireo.store.crud import get_owned
@@ -221,6 +223,60 @@ async def update_agent(
         )
     await session.flush()
     return agent
+
+
+#: (slot, provider) pairs that call a hosted vendor and so need its key
+_HOSTED = {
+    "stt_config": frozenset({"deepgram", "openai"}),
+    "llm_config": frozenset({"openai", "anthropic", "groq", "xai", "mistral", "xai_realtime"}),
+    "tts_config": frozenset({"openai", "elevenlabs", "cartesia"}),
+}
+
+
+async def agent_warnings(
+    session: AsyncSession, settings: Settings, agent: Agent
+) -> list[AgentWarning]:
+    """What in the stored agent cannot work as configured (the agent is saved anyway)."""
+    sources = await key_sources(session, settings, agent.org_id)
+    out: list[AgentWarning] = []
+    for slot, hosted in _HOSTED.items():
+        config = getattr(agent, slot) or {}
+        provider = str(config.get("provider") or "")
+        if provider not in hosted:
+            continue
+        if slot == "llm_config" and config.get("base_url"):
+            if provider in ("anthropic", "xai_realtime"):
+                out.append(
+                    AgentWarning(
+                        code="base_url_ignored",
+                        param="llm_config.base_url",
+                        message=f"provider {provider!r} does not use base_url: calls go to "
+                        "the vendor (use provider 'openai-compatible' for your own server)",
+                    )
+                )
+            else:
+                continue  # a server the agent names: called without a key when none is set
+        key_name = KEY_FOR_PROVIDER.get(provider, provider)
+        if sources.get(key_name) is None:
+            out.append(
+                AgentWarning(
+                    code="missing_api_key",
+                    param=f"{slot}.provider",
+                    message=f"no {key_name!r} API key: calls with this agent fail with "
+                    f"pipeline-error-...-missing-api-key until one is stored with "
+                    f'POST /byok {{"provider": "{key_name}", "api_key": ...}}',
+                )
+            )
+    if agent.webhook_events and not agent.webhook_url:
+        out.append(
+            AgentWarning(
+                code="webhook_url_missing",
+                param="webhook_url",
+                message="webhook_events are selected but there is no webhook_url: "
+                "nothing will be delivered",
+            )
+        )
+    return out
 
 
 _SCRUBBED = ("stt_config", "llm_config", "tts_config")

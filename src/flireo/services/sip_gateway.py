@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -34,12 +35,14 @@ from flireo.engine.transport import TransferResult
 from flireo.media.frames import SAMPLE_RATE
 from flireo.media.resample import resample_all
 from flireo.providers.tts.local_piper import PiperTTS
+from flireo.security.egress import UnsafeUrl, check_sip_address, check_sip_host
 from flireo.services.call_lifecycle import CallCompletion, CallLifecycle
 from flireo.services.call_runner import CallRunner, CallSetupError, PreparedCall
 from flireo.services.container import Services
 from flireo.services.dial_policy import transfer_refusal
 from flireo.services.inbound import admit_inbound, trunk_ips
 from flireo.services.setup_failures import end_failed_setup
+from flireo.services.targets import own_sip, sip_hop
 from flireo.services.transfer_updates import record_transfer_update
 from flireo.settings import Settings
 from flireo.store.tables import Call, PhoneNumber, SipTrunk
@@ -55,6 +58,7 @@ from flireo.telephony.sip.headers import parse_any_uri
 from flireo.telephony.sip.message import Request
 from flireo.telephony.sip.routing import next_hop, resolve
 from flireo.telephony.sip.tls import contexts as tls_contexts
+from flireo.telephony.sip.transport import Flow
 from flireo.telephony.sip.ua import (
     DROP,
     CallCancelled,
@@ -124,6 +128,8 @@ class Leg:
     trunk_id: str | None = None
     #: set when a trunk transfer bridged this leg to another call
     bridged: bool = False
+    #: the caller's Max-Forwards: a leg we place for this call carries it on, minus one
+    max_forwards: int = 70
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
 
@@ -138,18 +144,35 @@ def _tls_options(settings: Settings) -> dict[str, Any]:
     return {"tls_server": server, "tls_client": client, "tls_port": settings.sip_tls_port}
 
 
+def _max_forwards(req: Request) -> int:
+    try:
+        return max(0, min(70, int(req.headers.get("Max-Forwards") or 70)))
+    except ValueError:
+        return 70
+
+
+def _storable(user: str) -> bool:
+    """A URI user we may look up and store: at most 64 characters, no raw bytes
+    that are not UTF-8 (the parser keeps them as surrogates), no NUL or other
+    control characters (PostgreSQL refuses NUL in text)."""
+    return len(user) <= 64 and all(
+        " " <= c != "\x7f" and not "\ud800" <= c <= "\udfff" for c in user
+    )
+
+
 def dialed_user(req: Request) -> str:
-    """The number the caller dialed: the Request-URI user, else the To user."""
+    """The number the caller dialed: the Request-URI user, else the To user
+    ("" when it cannot be a number of ours: the call gets 404)."""
     for candidate in (req.uri, str(req.to.uri)):
         uri = parse_any_uri(str(candidate))
         if isinstance(uri, SipUri) and uri.user:
-            return uri.user
+            return uri.user if _storable(uri.user) else ""
     return ""
 
 
 def caller_number(req: Request) -> str | None:
     uri = req.from_.uri
-    if isinstance(uri, SipUri) and uri.user:
+    if isinstance(uri, SipUri) and uri.user and _storable(uri.user):
         user = uri.user
         return user if user.startswith("+") or not user.isdigit() else f"+{user}"
     return None
@@ -202,6 +225,7 @@ class SipGateway:
     async def start(self) -> None:
         self.endpoint.on_invite = self._on_invite
         self.endpoint.on_request_filter = self._filter
+        self.endpoint.flow_check = self._check_flow
         self._trunk_ips = await trunk_ips(self.svc)
         await self.endpoint.start()
         self._refresher = asyncio.create_task(self._refresh_trunks(), name="sip-trunk-ips")
@@ -310,6 +334,7 @@ class SipGateway:
                 raise
             return
         leg.trunk_id = admission.trunk_id
+        leg.max_forwards = _max_forwards(req)
         await self._converse(leg, prepared=prepared)
 
     async def _answer(
@@ -486,6 +511,8 @@ class SipGateway:
         target: str,
         caller: str | None,
         trunk: Trunk,
+        *,
+        max_forwards: int = 70,
     ) -> tuple[Dialog, RtpSession]:
         """INVITE ``target`` through ``trunk``; the answered dialog and its started media."""
         uri = parse_any_uri(target)
@@ -520,6 +547,7 @@ class SipGateway:
                 credentials=trunk.credentials,
                 timeout_s=self.svc.settings.sip_ring_timeout_seconds,
                 on_progress=progress,
+                headers=[("Max-Forwards", str(max_forwards))],
             )
         except BaseException:
             rtp.close()
@@ -538,6 +566,51 @@ class SipGateway:
         rtp.set_remote(negotiated.remote_host, negotiated.remote_port)
         rtp.start()
         return dialog, rtp
+
+    # --- the egress policy at dial time (DNS may have changed since create/update) ----------
+    def _own_sip(self) -> tuple[set[int], set[str]]:
+        ports, hosts = own_sip(self.svc.settings)
+        ports.add(self.endpoint.port)
+        if self.endpoint.public_host:
+            hosts.add(self.endpoint.public_host)
+        return ports, hosts
+
+    def _check_flow(self, flow: Flow, host: str) -> None:
+        """The endpoint's last check before an INVITE leaves, on the resolved address it
+        is sent to: refused targets fail the dial (``dial-failed``, the reason recorded)."""
+        ports, hosts = self._own_sip()
+        try:
+            check_sip_address(
+                ipaddress.ip_address(flow.host),
+                flow.port,
+                host,
+                allow_loopback=self.svc.settings.allow_private_urls,
+                own_ports=ports,
+                own_hosts=hosts,
+            )
+        except UnsafeUrl as exc:
+            raise DialFailed(None, f"refused by the egress policy: {exc}", "failed") from None
+
+    async def _refused_target(self, destination: str) -> str | None:
+        """Why a ``sip:`` transfer destination may not be used now (None: it may)."""
+        if not destination.startswith(("sip:", "sips:")):
+            return None
+        try:
+            host, port = sip_hop(destination)
+        except ValueError as exc:
+            return str(exc)
+        ports, hosts = self._own_sip()
+        try:
+            await check_sip_host(
+                host,
+                port,
+                allow_loopback=self.svc.settings.allow_private_urls,
+                own_ports=ports,
+                own_hosts=hosts,
+            )
+        except UnsafeUrl as exc:
+            return f"refused by the egress policy: {exc}"
+        return None
 
     async def _ringing(self, call_id: str) -> None:
         await self.lifecycle.transition(call_id, "ringing")
@@ -591,6 +664,9 @@ class SipGateway:
 
     async def _transfer_leg(self, leg: Leg, destination: str) -> TransferResult:
         """Cold transfer: REFER first; if the peer refuses it, bridge through the trunk."""
+        refusal = await self._refused_target(destination)
+        if refusal is not None:
+            return TransferResult(ok=False, detail=refusal)
         target = destination
         if leg.trunk is None and leg.trunk_id is not None:
             leg.trunk = await self._trunk(leg.trunk_id)
@@ -609,8 +685,12 @@ class SipGateway:
 
     async def _bridge(self, leg: Leg, target: str) -> TransferResult:
         assert leg.trunk is not None
+        if leg.max_forwards <= 1:
+            return TransferResult(ok=False, detail="Max-Forwards exhausted (a call loop)")
         try:
-            other, other_rtp = await self._invite(None, target, None, leg.trunk)
+            other, other_rtp = await self._invite(
+                None, target, None, leg.trunk, max_forwards=leg.max_forwards - 1
+            )
         except DialFailed as exc:
             return TransferResult(ok=False, detail=f"transfer call failed: {exc}")
         leg.bridged = True

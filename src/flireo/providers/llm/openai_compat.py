@@ -261,8 +261,14 @@ class OpenAICompatibleLLM:
         retry_backoff: float = 0.25,
         stream_usage: bool | None = None,
         clock: Clock | None = None,
+        key_required: bool | None = None,
     ) -> None:
-        if not api_key and provider in KEY_REQUIRED:
+        """``key_required``: refuse to start without ``api_key`` (default: for the
+        hosted vendors of :data:`KEY_REQUIRED`; a server an agent names by
+        ``base_url`` is called without a key when none is set)."""
+        if key_required is None:
+            key_required = provider in KEY_REQUIRED
+        if not api_key and key_required:
             raise MissingCredentials(provider)
         self.provider = provider
         self.model = model
@@ -338,9 +344,18 @@ class OpenAICompatibleLLM:
             backoff=self._retry_backoff,
             clock=self._clock,
         )
-        async with aclosing(attempts) as events:
-            async for event in events:
-                yield event
+        try:
+            async with aclosing(attempts) as events:
+                async for event in events:
+                    yield event
+        except ProviderError as exc:
+            if exc.status in (401, 403) and not self._api_key:
+                hint = (
+                    f"{exc.message} (no key was sent: store this server's key with "
+                    f'POST /byok {{"provider": "{self.provider}", "api_key": ...}})'
+                )
+                raise ProviderError(self.provider, hint, status=exc.status) from exc
+            raise
 
     async def _stream_once(self, body: dict[str, Any]) -> AsyncGenerator[LLMEvent, None]:
         state = _StreamState(self.provider)

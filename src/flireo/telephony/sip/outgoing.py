@@ -163,9 +163,11 @@ class OutgoingInvite:
 
     def _send_invite(self) -> None:
         ep = self._ep
+        # a B2BUA leg passes the caller's Max-Forwards on, decremented (loop detection)
+        max_forwards = next((v for k, v in self._extra if k.lower() == "max-forwards"), "70")
         headers = [
             ("Via", ep.via(self.flow, new_branch())),
-            ("Max-Forwards", "70"),
+            ("Max-Forwards", max_forwards),
             ("From", str(self.local)),
             ("To", str(self.remote)),
             ("Call-ID", self.call_id),
@@ -174,7 +176,7 @@ class OutgoingInvite:
             ("Allow", ALLOW),
             *ep.extra_headers(),
             *self._auth,
-            *self._extra,
+            *((k, v) for k, v in self._extra if k.lower() != "max-forwards"),
         ]
         if self.sdp:
             headers.append(("Content-Type", "application/sdp"))

@@ -440,6 +440,10 @@ class TransactionLayer:
         self.send_request(req, flow, on_response, on_error)
         return await future
 
+    def sent_invite(self, branch: str) -> bool:
+        """Whether an INVITE client transaction of ours has this branch (loop detection)."""
+        return (branch, "INVITE") in self._clients
+
     def receive_response(self, response: Response) -> bool:
         """Hand a response to its client transaction; False for a stray one."""
         key = (response.top_via.branch or "", response.cseq.method)

@@ -70,6 +70,9 @@ _NEEDS_DIALOG = ("BYE", "INFO", "NOTIFY", "UPDATE", "PRACK", "REFER")
 
 InviteHandler = Callable[[IncomingCall], Awaitable[None]]
 RequestFilter = Callable[[Request, tuple[str, int]], int | None]
+#: ``(flow, host)`` -> None, or raises :class:`DialFailed`: judges the address an
+#: INVITE is about to go to (the resolved one: it is the one used)
+FlowCheck = Callable[[Flow, str], None]
 
 
 class SipEndpoint:
@@ -96,6 +99,7 @@ class SipEndpoint:
         self.public_host = public_host
         self.on_invite: InviteHandler | None = None
         self.on_request_filter: RequestFilter | None = None
+        self.flow_check: FlowCheck | None = None
         self._tcp_refs: dict[tuple[str, int], int] = {}  # TCP connections dialogs use
         self.transport = SipTransport(
             host,
@@ -221,6 +225,8 @@ class SipEndpoint:
             flow = await resolve(hop)
         except OSError as exc:
             raise DialFailed(None, f"cannot resolve {hop.host}: {exc}", "failed") from exc
+        if self.flow_check is not None:
+            self.flow_check(flow, hop.host)
         if from_uri.startswith(("sip:", "sips:", "tel:")):
             from_addr = NameAddr(parse_any_uri(from_uri))
         else:
@@ -383,6 +389,10 @@ class SipEndpoint:
             layer.create_server(req, flow).respond(merged)
             return
         server = layer.create_server(req, flow)
+        if req.method == "INVITE" and req.to.tag is None and self._looped(req, flow):
+            log.warning("sip.loop_detected", source=flow.addr, call_id=req.call_id)
+            server.respond(self.response(req, 482, to_tag=self._tag_for(req)))
+            return
         if self._refused(req, server):
             return
         if req.to.tag is not None:
@@ -404,6 +414,19 @@ class SipEndpoint:
             server.respond(
                 self.response(req, 405, to_tag=self._tag_for(req), headers=[("Allow", ALLOW)])
             )
+
+    def _looped(self, req: Request, flow: Flow) -> bool:
+        """RFC 3261 §8.2.2.2 / §16.3: an INVITE that already passed through us (one of
+        its Vias is ours: a branch of an INVITE we sent, or our own sent-by)."""
+        own_hosts = {self.advertised_host(flow), self.public_host, self.host} - {None, ""}
+        for via in req.vias:
+            branch = via.branch
+            if branch and self.layer.sent_invite(branch):
+                return True
+            host, port = via.sent_by
+            if port == self.port and host.strip("[]") in own_hosts and not _is_wildcard(host):
+                return True
+        return False
 
     def _refused(self, req: Request, server: ServerTransaction) -> bool:
         """Max-Forwards exhausted or an extension we lack in Require."""

@@ -2,20 +2,33 @@
 with random seeds and many more examples, plus a plain random mutation loop
 over the RFC 4475 corpus and a typical call's messages, and the parser's speed.
 
+Then the PROTOS c07-sip style INVITE cases (``tests/telephony/protos.py``; no
+package ships the original suite) against a real ``flireo serve`` process on
+loopback (SQLite in a temporary data dir, an agent and a number provisioned
+over the REST API, so valid INVITEs go through admission, SDP/SRTP negotiation
+and the call set-up): after every case an OPTIONS must be answered, the server
+process must stay up, and no case may get a 500.
+
 Run: ``.venv/bin/python bench/sip_fuzz.py`` (a few minutes; ``--scale 0.1`` for
-a quick look, ``--seed N`` to replay). Prints the counts and writes
-``bench/results/sip_fuzz.json``. Exits 1 on the first property violation or
-unexpected exception, printing the input that caused it.
+a quick look, ``--seed N`` to replay; ``--protos-only`` for the server run
+alone, merged into the existing results). Prints the counts and writes
+``bench/results/sip_fuzz.json``. Exits 1 on the first property violation,
+unexpected exception, or server crash, printing the input that caused it.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
 import random
+import re
+import socket
+import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from collections import Counter
@@ -31,6 +44,7 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import seed as hypothesis_seed  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from tests.telephony import test_sip_fuzz as fz  # noqa: E402
+from tests.telephony.protos import cases as protos_cases  # noqa: E402
 
 from flireo.telephony.sip.message import frame_length, parse  # noqa: E402
 
@@ -197,13 +211,199 @@ def speed() -> dict[str, float]:
     return result
 
 
+_KEY = re.compile(r"flk_[A-Za-z0-9]{40}")
+_STATUS = re.compile(rb"^SIP/2\.0 (\d{3})")
+_CALL_ID = re.compile(rb"^(?:Call-ID|i)\s*:\s*(\S+)", re.I | re.M)
+PROTOS_NUMBER = "+31850835037"
+
+
+def _free_port() -> int:
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.bind(("127.0.0.1", 0))
+            port = int(udp.getsockname()[1])
+        with socket.socket() as tcp, contextlib.suppress(OSError):
+            tcp.bind(("127.0.0.1", port))
+            return port
+    raise RuntimeError("no free port")
+
+
+def _options(n: int, port: int, source_port: int) -> tuple[bytes, bytes]:
+    call_id = f"ping-{n}@127.0.0.1".encode()
+    return call_id, (
+        f"OPTIONS sip:ping@127.0.0.1:{port} SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP 127.0.0.1:{source_port};branch=z9hG4bK-ping-{n};rport\r\n"
+        f"From: <sip:ping@127.0.0.1>;tag=ping-{n}\r\nTo: <sip:ping@127.0.0.1:{port}>\r\n"
+        f"Call-ID: {call_id.decode()}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n"
+        "Content-Length: 0\r\n\r\n"
+    ).encode()
+
+
+def protos_live() -> dict[str, Any]:
+    """The PROTOS-style INVITE cases against ``flireo serve`` (see the module)."""
+    import httpx
+
+    work = Path(tempfile.mkdtemp(prefix="flireo-protos-"))
+    port, sip_port = _free_port(), _free_port()
+    env = {
+        **os.environ,
+        "FLIREO_DATA_DIR": str(work / "data"),
+        "FLIREO_HOST": "127.0.0.1",
+        "FLIREO_PORT": str(port),
+        "FLIREO_SIP_HOST": "127.0.0.1",
+        "FLIREO_SIP_PORT": str(sip_port),
+        "FLIREO_SIP_INVITE_LIMIT": "100000000",  # the flood ban would stop the run
+        "FLIREO_RATE_LIMIT_PER_MINUTE": "100000",
+        "FLIREO_ALLOW_PRIVATE_URLS": "1",
+        "FLIREO_RTP_PORT_MIN": "41000",
+        "FLIREO_RTP_PORT_MAX": "44999",
+    }
+    log_path = work / "server.log"
+    flireo = Path(sys.executable).parent / "flireo"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [str(flireo), "serve"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+
+    def logs() -> str:
+        return log_path.read_text(errors="replace")
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        for _ in range(600):
+            if proc.poll() is not None:
+                raise RuntimeError(f"flireo serve exited:\n{logs()[-3000:]}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).is_success:
+                    break
+            time.sleep(0.1)
+        keys = _KEY.findall(logs())
+        assert keys, "no API key in the server's first-start output"
+        api = httpx.Client(
+            base_url=f"http://127.0.0.1:{port}/api/v1",
+            headers={"Authorization": f"Bearer {keys[0]}"},
+            timeout=30,
+        )
+        # an agent whose hosted LLM has no key: valid INVITEs are admitted, their SDP
+        # negotiated, and the set-up refused (503) before any conversation starts
+        r = api.post(
+            "/agents",
+            json={"name": "protos", "llm_config": {"provider": "openai", "model": "gpt-4o-mini"}},
+        )
+        r.raise_for_status()
+        agent_id = r.json()["agent"]["id"]
+        api.post(
+            "/numbers", json={"phone_number": PROTOS_NUMBER, "agent_id": agent_id}
+        ).raise_for_status()
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(0.002)
+        source_port = sock.getsockname()[1]
+        seen: dict[bytes, set[int]] = {}  # Call-ID → the statuses it got (not retransmissions)
+        kinds: Counter[str] = Counter()
+        worst_ms = 0.0
+        all_cases = list(
+            protos_cases(
+                user=PROTOS_NUMBER, host="127.0.0.1", port=sip_port, source_port=source_port
+            )
+        )
+        started = time.perf_counter()
+        for n, (kind, name, datagram) in enumerate(all_cases):
+            kinds[kind] += 1
+            sock.sendto(datagram, ("127.0.0.1", sip_port))
+            ping_id, ping = _options(n, sip_port, source_port)
+            t0 = time.perf_counter()
+            sock.sendto(ping, ("127.0.0.1", sip_port))
+            answered = False
+            while time.perf_counter() - t0 < 10 and not answered:
+                try:
+                    data = sock.recv(70_000)
+                except TimeoutError:
+                    if proc.poll() is not None:
+                        raise RuntimeError(
+                            f"flireo serve died on case {kind} {name}:\n{logs()[-3000:]}"
+                        ) from None
+                    continue
+                status, call_id = _STATUS.match(data), _CALL_ID.search(data)
+                if not status or not call_id:
+                    continue
+                if call_id.group(1) == ping_id:
+                    answered = status.group(1) == b"200"
+                else:
+                    seen.setdefault(call_id.group(1), set()).add(int(status.group(1)))
+            if not answered:
+                raise RuntimeError(f"no OPTIONS answer after case {kind} {name}")
+            worst_ms = max(worst_ms, (time.perf_counter() - t0) * 1000)
+        seconds = time.perf_counter() - started
+        time.sleep(1.0)
+        with contextlib.suppress(TimeoutError):
+            while True:
+                data = sock.recv(70_000)
+                status = _STATUS.match(data)
+                call_id = _CALL_ID.search(data)
+                if status and call_id and not call_id.group(1).startswith(b"ping-"):
+                    seen.setdefault(call_id.group(1), set()).add(int(status.group(1)))
+        statuses: Counter[int] = Counter(code for got in seen.values() for code in got)
+        errors = logs().count("[error")
+        if statuses.get(500):
+            raise RuntimeError(f"{statuses[500]} cases got a 500:\n{logs()[-3000:]}")
+        if proc.poll() is not None:
+            raise RuntimeError(f"flireo serve exited:\n{logs()[-3000:]}")
+        result = {
+            "source": "generated (no Debian or PyPI package ships the PROTOS c07-sip cases)",
+            "cases": len(all_cases),
+            "classes": dict(kinds),
+            "seconds": round(seconds, 1),
+            "responses_to_cases": {str(k): v for k, v in sorted(statuses.items())},
+            "options_answered_after_every_case": True,
+            "worst_options_round_trip_ms": round(worst_ms, 1),
+            "server_errors_logged": errors,
+            "server_alive": True,
+        }
+        print(
+            f"  {'protos_invite_live':32} {len(all_cases):8d} cases     {seconds:6.1f} s  {result}"
+        )
+        return result
+    finally:
+        sock.close()
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scale", type=float, default=1.0, help="multiply every budget")
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--examples", type=int, default=5_000, help="hypothesis examples per unit")
     ap.add_argument("--iterations", type=int, default=200_000, help="plain mutation inputs")
+    ap.add_argument(
+        "--protos-only",
+        action="store_true",
+        help="only the PROTOS-style cases against flireo serve (merged into the results)",
+    )
     args = ap.parse_args()
+    if args.protos_only:
+        print("PROTOS c07-sip style INVITE cases against flireo serve")
+        report = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+        started = time.perf_counter()
+        try:
+            report["protos_invite_live"] = protos_live()
+        except BaseException as exc:
+            traceback.print_exc()
+            report["protos_invite_live"] = {"result": "FAILED", "failure": str(exc)[:2000]}
+            _write(report, started, keep_seconds=True)
+            return 1
+        _write(report, started, keep_seconds=True)
+        print(f"passed; wrote {RESULTS.relative_to(ROOT)}")
+        return 0
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**32)
     print(f"SIP parser fuzz run, seed {seed}")
     started = time.perf_counter()
@@ -220,6 +420,7 @@ def main() -> int:
         report["random_mutation_loop"] = mutation_loop(
             max(1, int(args.iterations * args.scale)), seed
         )
+        report["protos_invite_live"] = protos_live()
     except BaseException as exc:  # a property violation or a crash: report and fail
         traceback.print_exc()
         report["failure"] = f"{type(exc).__name__}: {exc}"[:2000]
@@ -237,8 +438,9 @@ def main() -> int:
     return 0
 
 
-def _write(report: dict[str, Any], started: float) -> None:
-    report["seconds"] = round(time.perf_counter() - started, 1)
+def _write(report: dict[str, Any], started: float, *, keep_seconds: bool = False) -> None:
+    if not keep_seconds:
+        report["seconds"] = round(time.perf_counter() - started, 1)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
 

@@ -169,3 +169,24 @@ def test_an_sdp_connection_address_that_is_not_an_ip_is_488() -> None:
     offer = sdp.parse_audio(b"v=0\r\nc=IN IP4 pbx.example.com\r\nm=audio 4000 RTP/AVP 0\r\n")
     with pytest.raises(sdp.SdpNegotiationError, match="not an IP"):
         sdp.negotiate(offer)
+
+
+@pytest.mark.parametrize("user", [b"\xff\xfe", b"a%00b".replace(b"%00", b"\x00"), b"1" * 65])
+def test_a_dialed_or_calling_user_the_store_cannot_take_is_no_number(user: bytes) -> None:
+    """Regression (found by bench/sip_fuzz.py against flireo serve): a Request-URI
+    user with bytes that are not UTF-8 reached the number lookup as surrogates,
+    and SQLite raised UnicodeEncodeError (a 500); NUL would do the same on
+    PostgreSQL. Such a user is no number of ours (404), and no caller number."""
+    from flireo.services.sip_gateway import caller_number, dialed_user
+    from flireo.telephony.sip.message import Request, parse
+
+    raw = (
+        b"INVITE sip:" + user + b"@127.0.0.1 SIP/2.0\r\n"
+        b"Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-1\r\n"
+        b"From: <sip:" + user + b"@127.0.0.1>;tag=1\r\nTo: <sip:" + user + b"@127.0.0.1>\r\n"
+        b"Call-ID: 1@h\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    )
+    request = parse(raw)
+    assert isinstance(request, Request)
+    assert dialed_user(request) == ""
+    assert caller_number(request) is None

@@ -160,15 +160,6 @@ def _storable(user: str) -> bool:
     )
 
 
-def _storable(user: str) -> bool:
-    """A URI user we may look up and store: at most 64 characters, no raw bytes
-    that are not UTF-8 (the parser keeps them as surrogates), no NUL or other
-    control characters (PostgreSQL refuses NUL in text)."""
-    return len(user) <= 64 and all(
-        " " <= c != "\x7f" and not "\ud800" <= c <= "\udfff" for c in user
-    )
-
-
 def dialed_user(req: Request) -> str:
     """The number the caller dialed: the Request-URI user, else the To user
     ("" when it cannot be a number of ours: the call gets 404)."""

@@ -77,9 +77,18 @@ def fake_llm() -> Iterator[FakeOpenAI]:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     # the fakes (LLM, webhook receiver) and sipp listen on loopback
-    live = LiveServer(tmp_path_factory.mktemp("console"), env={"FLIREO_ALLOW_PRIVATE_URLS": "1"})
+    env = {"FLIREO_ALLOW_PRIVATE_URLS": "1"}
+    for attempt in range(3):
+        live = LiveServer(tmp_path_factory.mktemp("console"), env=env)
+        try:
+            live.start()
+            break
+        except RuntimeError as error:
+            live.stop()
+            # two "free" ports picked apart can be the same one (HTTP and SIP)
+            if "address already in use" not in str(error) or attempt == 2:
+                raise
     try:
-        live.start()
         yield live
     finally:
         live.stop()

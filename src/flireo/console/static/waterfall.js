@@ -52,7 +52,7 @@ export function waterfall(turns, { duration, player, average } = {}) {
     100,
     ...turns.map((t) => Math.max(t.first_audio_ms ?? 0, ...segments(t).map((s) => s.to))),
   );
-  const scaleMs = Math.ceil(maxMs / 250) * 250;
+  const scaleMs = Math.ceil(maxMs / 400) * 400; // four ticks on round 100s
   const height = overviewH + 30 + turns.length * rowH + 30;
   const x = (ms) => left + (ms / scaleMs) * plot;
   const tx = (sec) => left + (sec / timeline) * plot;

@@ -13,7 +13,7 @@ injected clock from there or from its own request:
 
 Each turn also sits on the call's timeline (the recording's: seconds from the
 answer, the zero of the transcript's ``secondsFromStart``): ``start_s`` (the
-caller began speaking, else the trigger), ``end_of_turn_s``, ``first_audio_s``
+VAD reported the caller speaking, else the trigger), ``end_of_turn_s``, ``first_audio_s``
 (first agent audio handed to the line) and ``end_s`` (the reply's audio played
 out, or was cut by barge-in).
 """
@@ -59,7 +59,7 @@ class TurnTimer:
     #: ``user``, ``dtmf``, ``first-message``, ``control``, ``silence``, ``tool``...
     trigger: str
     started_at: float
-    #: the caller's utterance began (VAD onset; user turns)
+    #: the caller's utterance began (as the VAD reported it; user turns)
     caller_started_at: float | None = None
     endpointing_s: float | None = None
     end_of_turn_at: float | None = None

@@ -8,7 +8,7 @@ each live web call's ``first_sent_at`` (the ``time.monotonic()`` at which the
 shared pacer handed the browser's track its first agent frame) to a JSON file.
 
 **The callers.** aiortc peers in another process (``tests/webcall/caller.py``),
-all on one event loop: each posts its offer, plays silence as its microphone
+at most 5 per process, started 0.5 s apart: each posts its offer, plays silence as its microphone
 (Opus, real time), and notes the ``time.monotonic()`` at which the first agent
 audio arrived (decoded by its own jitter buffer). The agent says a first message
 with the local Piper voice; callers stay silent, so no STT or LLM work is done:
@@ -28,6 +28,8 @@ Opus both ways, resampling, the pacer, the VAD gate, the call record).
 Writes ``bench/results/web_call.json``. Usage::
 
     .venv/bin/python bench/web_call.py [--levels 1,20] [--window 10]
+
+``WEB_CALL_BENCH_PROFILE=/tmp/server.prof`` runs the server under cProfile.
 """
 
 from __future__ import annotations
@@ -54,6 +56,11 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "web_call.json"
 KEY_RE = re.compile(r"flk_[A-Za-z0-9_\-]+")
 TICKS = os.sysconf("SC_CLK_TCK")
+#: between call starts: greetings are synthesized one after the other (Piper takes both
+#: cores for a moment), so the latency is the WebRTC leg's under the load of live calls
+STAGGER_S = 0.5
+#: aiortc peers per caller process (one Python loop for 20 peers would itself be the bottleneck)
+CALLS_PER_PROCESS = 5
 GREETING = "Hello, this is the benchmark agent. Thank you for calling, how can I help you today?"
 
 
@@ -76,6 +83,8 @@ def serve_child(port: int, data_dir: Path, probe_path: Path) -> None:
     async def probe() -> None:
         while True:
             seen = {t.call_id: t.first_sent_at for t in live if t.call_id}
+            dropped = {t.call_id: t.track.dropped for t in live if t.call_id}
+            seen["dropped"] = dropped  # type: ignore[assignment]
             await asyncio.to_thread(probe_path.write_text, json.dumps(seen))
             await asyncio.sleep(0.5)
 
@@ -96,7 +105,19 @@ def serve_child(port: int, data_dir: Path, probe_path: Path) -> None:
         finally:
             task.cancel()
 
-    asyncio.run(main())
+    profile = os.environ.get("WEB_CALL_BENCH_PROFILE")  # cProfile the server's loop
+    if not profile:
+        asyncio.run(main())
+        return
+    import cProfile
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        asyncio.run(main())
+    finally:
+        profiler.disable()
+        profiler.dump_stats(profile)
 
 
 # --- the bench -------------------------------------------------------------------------------
@@ -128,41 +149,36 @@ def percentile(values: list[float], q: float) -> float:
 def run_level(
     n: int, api: str, key: str, agent_id: str, wav: Path, work: Path, pid: int, window: float
 ) -> dict[str, Any]:
-    report = work / f"callers-{n}.json"
-    seconds = 6.0 + window + 2.0
-    callers = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tests.webcall.caller",
-            "--api",
-            api,
-            "--key",
-            key,
-            "--agent",
-            agent_id,
-            "--wav",
-            str(wav),
-            "--seconds",
-            str(seconds),
-            "--calls",
-            str(n),
-            "--report",
-            str(report),
-        ],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert callers.stdout is not None
-    ids = [json.loads(callers.stdout.readline())["call_id"] for _ in range(n)]
-    time.sleep(6.0)  # connected, greetings synthesized and playing
+    groups = [list(range(i, min(n, i + CALLS_PER_PROCESS))) for i in range(0, n, CALLS_PER_PROCESS)]
+    ramp = STAGGER_S * (len(groups[0]) - 1)
+    seconds = ramp + 6.0 + window + 2.0
+    procs: list[tuple[subprocess.Popen[str], Path]] = []
+    for g, members in enumerate(groups):
+        report = work / f"callers-{n}-{g}.json"
+        command = [
+            *(sys.executable, "-m", "tests.webcall.caller", "--api", api, "--key", key),
+            *("--agent", agent_id, "--wav", str(wav), "--seconds", str(seconds)),
+            *("--calls", str(len(members)), "--report", str(report)),
+            *("--stagger", str(STAGGER_S)),
+        ]
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+        procs.append((proc, report))
+        time.sleep(STAGGER_S / len(groups))  # the groups' calls interleave
+    ids: list[str] = []
+    for (proc, _), members in zip(procs, groups, strict=True):
+        assert proc.stdout is not None
+        ids += [json.loads(proc.stdout.readline())["call_id"] for _ in members]
+    time.sleep(6.0)  # the last one connected, its greeting synthesized and playing
+    callers_cpu0 = sum(cpu_seconds(p.pid) for p, _ in procs)
     cpu0, t0 = cpu_seconds(pid), time.monotonic()
     time.sleep(window)
     cpu1, t1 = cpu_seconds(pid), time.monotonic()
-    callers.wait(timeout=seconds + 60)
-    results = json.loads(report.read_text())
+    callers_cpu = sum(cpu_seconds(p.pid) for p, _ in procs) - callers_cpu0
+    results: list[dict[str, Any]] = []
+    for proc, report in procs:
+        proc.wait(timeout=seconds + 60)
+        results += json.loads(report.read_text())
     time.sleep(1.0)
     sent = json.loads((work / "probe.json").read_text())
     latencies = [
@@ -170,6 +186,15 @@ def run_level(
         for r in results
         if r["first_audio_at"] is not None and sent.get(r["call_id"]) is not None
     ]
+    # from the caller's connected to the server's first agent frame: the greeting's TTS
+    to_first_frame = [
+        (sent[r["call_id"]] - r["connected_at"]) * 1000
+        for r in results
+        if r.get("connected_at") is not None and sent.get(r["call_id"]) is not None
+    ]
+    dropped = sent.get("dropped", {})
+    dropped_frames = sum(dropped.get(i, 0) for i in ids)
+    (work / f"calls-{n}.json").write_text(json.dumps({"callers": results, "server": sent}))
     with httpx.Client(base_url=api, headers={"Authorization": f"Bearer {key}"}) as c:
         deadline = time.monotonic() + 30
         ended = 0
@@ -180,10 +205,19 @@ def run_level(
             time.sleep(0.5)
     return {
         "calls": n,
+        #: 1-minute load average after the window (this 2-core machine is shared)
+        "load_average_1m": round(os.getloadavg()[0], 2),
+        "caller_processes": len(procs),
         "window_s": round(t1 - t0, 2),
         "server_cpu_s": round(cpu1 - cpu0, 3),
+        "callers_cores_busy": round(callers_cpu / (t1 - t0), 3),
         "calls_with_audio": len(latencies),
+        "connected_to_first_agent_frame_ms_p50": (
+            round(statistics.median(to_first_frame), 1) if to_first_frame else None
+        ),
         "calls_ended": ended,
+        #: agent frames the server gave up because aiortc's sender fell behind
+        "server_frames_dropped": dropped_frames,
         "latency_ms": {
             "p50": round(statistics.median(latencies), 1) if latencies else None,
             "p95": round(percentile(latencies, 0.95), 1) if latencies else None,

@@ -5,7 +5,7 @@ calls an agent through ``POST /calls/web``, plays a 16 kHz WAV as its microphone
 Run as a process (so a test can make it vanish with SIGKILL)::
 
     python -m tests.webcall.caller --api URL --key KEY --agent ID --wav caller.wav \
-        [--out received.wav] [--seconds 30] [--calls N --report calls.json]
+        [--out received.wav] [--seconds 30] [--calls N --report calls.json --stagger S]
 
 Each call prints one JSON line ``{"call_id": ...}`` once it is set up, then runs
 until ``--seconds`` have passed, when it hangs up by closing its connection.
@@ -89,6 +89,13 @@ async def call(
     first_audio: list[float] = []
     recorders: list[asyncio.Task[None]] = []
 
+    connected: list[float] = []
+
+    @pc.on("connectionstatechange")
+    def _state() -> None:
+        if pc.connectionState == "connected" and not connected:
+            connected.append(time.monotonic())
+
     @pc.on("track")
     def _track(track: MediaStreamTrack) -> None:
         recorders.append(asyncio.create_task(record(track, received, first_audio)))
@@ -119,17 +126,17 @@ async def call(
     return {
         "call_id": body["call"]["id"],
         "first_audio_at": first_audio[0] if first_audio else None,
+        "connected_at": connected[0] if connected else None,
         "frames_received": frames,
     }
 
 
 async def calls(args: argparse.Namespace, pcm: bytes) -> None:
-    results = await asyncio.gather(
-        *(
-            call(args.api, args.key, args.agent, pcm, args.seconds, args.out)
-            for _ in range(args.calls)
-        )
-    )
+    async def one(i: int) -> dict[str, object]:
+        await asyncio.sleep(i * args.stagger)
+        return await call(args.api, args.key, args.agent, pcm, args.seconds, args.out)
+
+    results = await asyncio.gather(*(one(i) for i in range(args.calls)))
     if args.report is not None:
         args.report.write_text(json.dumps(results))
 
@@ -150,6 +157,7 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=30.0)
     p.add_argument("--calls", type=int, default=1)
     p.add_argument("--report", type=Path)
+    p.add_argument("--stagger", type=float, default=0.0, help="seconds between call starts")
     a = p.parse_args()
     asyncio.run(calls(a, read_wav(a.wav)))
 

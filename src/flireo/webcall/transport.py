@@ -72,11 +72,14 @@ class AgentTrack(MediaStreamTrack):
         super().__init__()
         self._frames: asyncio.Queue[bytes | None] = asyncio.Queue(TX_QUEUE_FRAMES)
         self._pts = 0
+        #: frames given up because aiortc's sender fell behind (benchmarks)
+        self.dropped = 0
 
     def push(self, pcm: bytes) -> None:
         """One 20 ms frame (called by the pacer; the oldest is dropped if aiortc lags)."""
         if self._frames.full():
             self._frames.get_nowait()
+            self.dropped += 1
         self._frames.put_nowait(pcm)
 
     def finish(self) -> None:

@@ -4,6 +4,7 @@ newlines and tabs but never NUL. On SQLite and PostgreSQL (where a NUL was a 500
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
@@ -147,3 +148,38 @@ async def test_path_and_query_values_refuse_them(api: httpx.AsyncClient) -> None
     r = await api.get("/calls", params={"agent_id": "a\x00"})
     assert r.status_code == 400, r.text
     assert r.json()["error"]["param"] == "agent_id"
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_the_openapi_document_states_the_rules(client: httpx.AsyncClient) -> None:
+    doc = (await client.get("/openapi.json")).json()
+    schemas = doc["components"]["schemas"]
+
+    def string_of(prop: dict[str, Any]) -> dict[str, Any]:
+        return next(s for s in [prop, *prop.get("anyOf", [])] if s.get("type") == "string")
+
+    name = string_of(schemas["AgentCreate"]["properties"]["name"])["pattern"]
+    prose = string_of(schemas["AgentCreate"]["properties"]["first_message"])["pattern"]
+    assert re.fullmatch(name, "Front desk")
+    assert re.fullmatch(prose, "Hello!\n\tWelcome.")
+    for bad in BAD_IN_NAMES:
+        assert not re.fullmatch(name, f"a{bad}b"), repr(bad)
+    assert not re.fullmatch(prose, "a\x00b")
+    # nested models and path parameters too
+    content = schemas["ChatMessageIn"]["properties"]["content"]
+    assert content["pattern"] == prose
+    model = string_of(schemas["LLMConfig"]["properties"]["model"])
+    assert model["pattern"] == name
+    get_agent = doc["paths"]["/api/v1/agents/{agent_id}"]["get"]
+    (agent_id,) = [p for p in get_agent["parameters"] if p["name"] == "agent_id"]
+    assert agent_id["schema"]["pattern"] == name
+    # patterns that allowed any non-space character now leave out controls as well
+    url = string_of(schemas["AgentCreate"]["properties"]["webhook_url"])["pattern"]
+    assert re.fullmatch(url, "https://hooks.example.com/x")
+    assert not re.fullmatch(url, "https://hooks.example.com/x\x01")
+    # cross-field rules: in JSON Schema where it can say them, in descriptions otherwise
+    assert schemas["LLMConfig"]["then"] == {"required": ["base_url"]}
+    assert "unique" in schemas["LLMConfig"]["properties"]["tools"]["description"]
+    assert "differ" in schemas["CampaignCreate"]["properties"]["schedule_end_time"]["description"]
+    calls = doc["paths"]["/api/v1/calls"]["get"]["parameters"]
+    assert "start_date" in next(p for p in calls if p["name"] == "end_date")["description"]

@@ -10,23 +10,31 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import skip_or_fail
+from tests.db import postgres_url
 from tests.fakes.resend import FakeResend
 from tests.fakes.server import serve
-from tests.live.server import LiveServer
+from tests.live.server import LiveServer, PostgresDatabase
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
-MIN_CASES = 2000
+#: examples per operation and the cases that makes at least, per backend (PostgreSQL
+#: gets a shorter run: CI time; bench/schemathesis_long.py runs both long)
+EXAMPLES = {"sqlite": 25, "postgres": 8}
+MIN_CASES = {"sqlite": 2000, "postgres": 600}
 
 
 # One worker by default: schemathesis' workers are threads, and on CPython 3.11.7
 # `ast.parse` (which hypothesis calls to describe lambdas) keeps its recursion
 # depth in process-wide state, so two threads parsing at once can fail with
 # "SystemError: AST constructor recursion depth mismatch" (CPython gh-106905).
-def run_schemathesis(server: LiveServer, *, max_examples: int, workers: int = 1) -> tuple[int, str]:
+def run_schemathesis(
+    server: LiveServer, *, max_examples: int, workers: int = 1, timeout: float = 900
+) -> tuple[int, str]:
     exe = shutil.which("schemathesis", path=str(Path(sys.executable).parent))
     assert exe, "schemathesis is not installed in this environment"
     result = subprocess.run(
@@ -47,7 +55,7 @@ def run_schemathesis(server: LiveServer, *, max_examples: int, workers: int = 1)
         ],
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=timeout,
         check=False,
     )
     output = result.stdout + result.stderr
@@ -58,20 +66,45 @@ def run_schemathesis(server: LiveServer, *, max_examples: int, workers: int = 1)
     return (int(match.group(1)) if match else 0), failures.group(1) if failures else output
 
 
-@pytest.fixture
-def api_under_test(tmp_path: Path) -> Iterator[LiveServer]:
+@contextmanager
+def server_for(backend: str, tmp_path: Path) -> Iterator[LiveServer]:
+    """A live server on SQLite or on a fresh PostgreSQL database, with a fake Resend."""
+    env: dict[str, str] = {}
+    pg: PostgresDatabase | None = None
+    if backend == "postgres":
+        url = postgres_url()
+        if not url:
+            skip_or_fail("FLIREO_TEST_POSTGRES_URL is not set")
+            raise AssertionError("unreachable")
+        pg = PostgresDatabase(url)
+        pg.create()
+        env["FLIREO_DATABASE_URL"] = pg.url
     fake = FakeResend(api_key="re_schemathesis_0001")
-    with serve(fake.app()) as resend:
-        server = LiveServer(tmp_path, env={"FLIREO_RESEND_BASE_URL": resend.url})
-        server.start()
-        try:
-            yield server
-        finally:
-            server.stop()
+    try:
+        with serve(fake.app()) as resend:
+            server = LiveServer(tmp_path, env={**env, "FLIREO_RESEND_BASE_URL": resend.url})
+            server.start()
+            try:
+                yield server
+            finally:
+                server.stop()
+    finally:
+        if pg is not None:
+            pg.drop()
 
 
-def test_schemathesis_finds_nothing(api_under_test: LiveServer) -> None:
-    cases, failures = run_schemathesis(api_under_test, max_examples=25)
+@pytest.fixture(params=["sqlite", "postgres"])
+def api_under_test(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[str, LiveServer]]:
+    backend = str(request.param)
+    with server_for(backend, tmp_path) as server:
+        yield backend, server
+
+
+def test_schemathesis_finds_nothing(api_under_test: tuple[str, LiveServer]) -> None:
+    backend, server = api_under_test
+    cases, failures = run_schemathesis(server, max_examples=EXAMPLES[backend])
     assert not failures, failures
-    assert cases >= MIN_CASES
-    assert "Traceback" not in api_under_test.logs()
+    assert cases >= MIN_CASES[backend]
+    assert "Traceback" not in server.logs()

@@ -26,6 +26,7 @@ from flireo.api import (
 )
 from flireo.api.errors import install_error_handlers
 from flireo.api.middleware import BodySizeLimitMiddleware, RateLimitMiddleware
+from flireo.api.openapi_rules import install_text_rules
 from flireo.console import install_console
 from flireo.services.container import Services
 
@@ -91,6 +92,7 @@ def create_app(services: Services, *, manage_lifecycle: bool = True) -> FastAPI:
     install_console(app, title=app.title)
 
     install_error_handlers(app)
+    install_text_rules(app)
     settings = services.settings
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=lambda: settings.max_body_bytes)
     app.add_middleware(

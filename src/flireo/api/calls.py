@@ -39,8 +39,12 @@ class CallList(BaseModel):
 @router.get("", response_model=CallList, summary="List calls (newest first)")
 async def list_calls(
     status: CallStatus | None = Query(None, description="Only calls in this status"),
-    start_date: IsoDateTime | None = Query(None, description="Created at or after (ISO-8601)"),
-    end_date: IsoDateTime | None = Query(None, description="Created at or before (ISO-8601)"),
+    start_date: IsoDateTime | None = Query(
+        None, description="Created at or after (ISO-8601); not after end_date (else 400)"
+    ),
+    end_date: IsoDateTime | None = Query(
+        None, description="Created at or before (ISO-8601); not before start_date (else 400)"
+    ),
     agent_id: str | None = Query(None),
     campaign_id: str | None = Query(None),
     window: Page = Depends(page),

@@ -22,8 +22,12 @@ router = APIRouter(tags=["Usage and organization"], responses=error_responses(40
 
 @router.get("/usage", response_model=UsageResponse, summary="Get usage logs with a summary")
 async def get_usage(
-    start_date: IsoDateTime | None = Query(None, description="Logged at or after (ISO-8601)"),
-    end_date: IsoDateTime | None = Query(None, description="Logged at or before (ISO-8601)"),
+    start_date: IsoDateTime | None = Query(
+        None, description="Logged at or after (ISO-8601); not after end_date (else 400)"
+    ),
+    end_date: IsoDateTime | None = Query(
+        None, description="Logged at or before (ISO-8601); not before start_date (else 400)"
+    ),
     agent_id: str | None = Query(None),
     number_id: str | None = Query(None),
     window: Page = Depends(page),

@@ -132,6 +132,17 @@ class ChatMessageIn(BaseModel):
 
 
 class LLMConfig(_VendorConfig):
+    # the one cross-field rule here JSON Schema can state
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {
+                "properties": {"provider": {"const": "openai-compatible"}},
+                "required": ["provider"],
+            },
+            "then": {"required": ["base_url"]},
+        }
+    )
+
     provider: LlmProvider = Field(description="openai-compatible needs base_url")
     model: str | None = Field(default=None, max_length=200, examples=["gpt-4o-mini"])
     temperature: float = Field(default=0.7, ge=0, le=2)
@@ -139,7 +150,11 @@ class LLMConfig(_VendorConfig):
         default=None, ge=1, le=32_000, validation_alias=AliasChoices("max_tokens", "maxTokens")
     )
     messages: list[ChatMessageIn] = Field(default_factory=list, max_length=100)
-    tools: list[Tool] = Field(default_factory=list, max_length=128)
+    tools: list[Tool] = Field(
+        default_factory=list,
+        max_length=128,
+        description="Function tool names must be unique within an agent (else 400).",
+    )
     #: realtime voice (xAI), e.g. "ara"
     voice: str | None = Field(default=None, max_length=100)
     #: OpenAI-compatible servers (Ollama, vLLM, llama.cpp server...)
@@ -148,6 +163,7 @@ class LLMConfig(_VendorConfig):
         max_length=2048,
         pattern=r"^https?://\S+$",
         validation_alias=AliasChoices("base_url", "baseUrl"),
+        description="Required with provider openai-compatible.",
     )
 
     @field_validator("tools", mode="before")
@@ -402,6 +418,7 @@ class AgentOut(OutModel):
     recording_format: RecordingFormat = "wav"
     created_at: Timestamp
     updated_at: Timestamp
+
 
 class AgentWarning(BaseModel):
     """A configuration that is stored but cannot work as it is (create/update answers)."""

@@ -68,6 +68,16 @@ def _time(v: str | None) -> str | None:
     return v if v is None or len(v) == 8 else v + ":00"
 
 
+_END_TIME = (
+    "HH:MM[:SS] in `timezone`. Must differ from schedule_start_time (else 400); an end "
+    "before the start is a window across midnight."
+)
+_STATUS = (
+    "Allowed changes: draft -> scheduled or completed; scheduled -> paused or completed; "
+    "paused -> scheduled or completed; completed is final (any other change: 400)."
+)
+
+
 class _CampaignFields(WireModel):
     system_message_template: str | None = Field(default=None, max_length=50_000)
     number_id: str | None = None
@@ -93,10 +103,12 @@ class CampaignCreate(_CampaignFields):
         default="09:00:00", validation_alias=AliasChoices("schedule_start_time", "start_time")
     )
     schedule_end_time: ClockTime = Field(
-        default="17:00:00", validation_alias=AliasChoices("schedule_end_time", "end_time")
+        default="17:00:00",
+        validation_alias=AliasChoices("schedule_end_time", "end_time"),
+        description=_END_TIME,
     )
     timezone: TimeZone = "Europe/Amsterdam"
-    status: CampaignStatus = "draft"
+    status: CampaignStatus = Field(default="draft", description=_STATUS)
 
     @model_validator(mode="after")
     def _window(self) -> CampaignCreate:
@@ -112,10 +124,12 @@ class CampaignUpdate(_CampaignFields):
         default=None, validation_alias=AliasChoices("schedule_start_time", "start_time")
     )
     schedule_end_time: ClockTime | None = Field(
-        default=None, validation_alias=AliasChoices("schedule_end_time", "end_time")
+        default=None,
+        validation_alias=AliasChoices("schedule_end_time", "end_time"),
+        description=_END_TIME,
     )
     timezone: TimeZone | None = None
-    status: CampaignStatus | None = None
+    status: CampaignStatus | None = Field(default=None, description=_STATUS)
 
 
 class CampaignOut(OutModel):
@@ -148,7 +162,12 @@ class LeadCreate(WireModel):
 
 
 class LeadBulkCreate(WireModel):
-    leads: list[LeadCreate] = Field(min_length=1, max_length=1000)
+    leads: list[LeadCreate] = Field(
+        min_length=1,
+        max_length=1000,
+        description="A phone number may appear once per campaign: among these items and "
+        "the campaign's stored leads (a repeat is a 409 naming the item).",
+    )
 
 
 class LeadOut(OutModel):

@@ -571,6 +571,8 @@ class SipGateway:
     def _own_sip(self) -> tuple[set[int], set[str]]:
         ports, hosts = own_sip(self.svc.settings)
         ports.add(self.endpoint.port)
+        if self.endpoint.tls_port is not None:
+            ports.add(self.endpoint.tls_port)
         if self.endpoint.public_host:
             hosts.add(self.endpoint.public_host)
         return ports, hosts

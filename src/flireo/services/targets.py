@@ -23,9 +23,13 @@ _WILDCARDS = ("", "0.0.0.0", "::", "[::]")
 
 
 def own_sip(settings: Settings) -> tuple[set[int], set[str]]:
-    """This server's SIP port(s) and the addresses it advertises."""
+    """This server's SIP port(s) (UDP/TCP, and TLS when it listens) and the
+    addresses it advertises."""
     hosts = {h for h in (settings.sip_public_host, settings.sip_host) if h and h not in _WILDCARDS}
-    return {settings.sip_port}, hosts
+    ports = {settings.sip_port}
+    if settings.sip_tls_cert_file is not None:
+        ports.add(settings.sip_tls_port)
+    return ports, hosts
 
 
 def _refused(exc: UnsafeUrl, field: str) -> InvalidRequest:

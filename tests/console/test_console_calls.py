@@ -155,6 +155,15 @@ def test_a_sipp_call_appears_and_ends_live_then_plays_with_its_waterfall(
     call_id = calls[0]["id"]
     assert page.locator("#calls-table tbody tr").count() == 1
     screenshot(page, "calls-desktop")
+    # filters go to the server (and into the URL): no failed calls, one ended one
+    page.get_by_label("Status").select_option("failed")
+    page.get_by_role("button", name="Apply filters").click()
+    page.get_by_text("No calls match these filters.").wait_for()
+    assert page.url.endswith("#/calls?status=failed")
+    page.get_by_label("Status").select_option("ended")
+    page.get_by_role("button", name="Apply filters").click()
+    page.locator(f"#calls-table tr[data-id='{call_id}']").wait_for()
+    assert page.locator("#view .pager-info").inner_text() == "1–1 of 1"
 
     page.locator(f"#calls-table tr[data-id='{call_id}'] a").click()
     page.get_by_role("heading", name="Call from +31612345678").wait_for()
@@ -213,3 +222,10 @@ def test_a_sipp_call_appears_and_ends_live_then_plays_with_its_waterfall(
         page.wait_for_timeout(100)
     assert len(hooks) > before, "the redelivered webhook never arrived"
     assert b"end-of-call-report" in hooks[-1]
+
+    # the usage chart has today's minutes
+    page.get_by_role("link", name="Usage").click()
+    today = page.locator("svg.chart.minutes rect.bar").last
+    today.wait_for()
+    assert float(today.get_attribute("height") or 0) > 0
+    screenshot(page, "usage-after-call-desktop")

@@ -69,9 +69,9 @@ class MotoServer:
                 self.process.wait()
             self.process = None
 
-    def bucket(self) -> str:
+    def bucket(self, name: str | None = None) -> str:
         """A new empty bucket."""
-        name = f"rec-{uuid.uuid4().hex[:10]}"
+        name = name or f"rec-{uuid.uuid4().hex[:10]}"
         r = httpx.put(f"{self.endpoint}/{name}", timeout=5)
         assert r.status_code == 200, r.text
         return name

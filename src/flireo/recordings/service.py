@@ -35,6 +35,9 @@ log = structlog.get_logger(__name__)
 
 #: longest a call's end waits for its recording to be stored (then: retried later)
 STORE_DEADLINE_S = 60.0
+#: longest a call's end waits for its recording: a bridged transfer's media (the
+#: recorder waits up to 4 h for the bridge to close), then storing it
+RECORDING_FINISH_BOUND_S = 4 * 3600 + STORE_DEADLINE_S + 60
 #: seconds before upload retry n+1 (never given up: the spooled files are the only copy)
 RETRY_SCHEDULE: tuple[float, ...] = (5, 30, 120, 600, 1800, 3600)
 

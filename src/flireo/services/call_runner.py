@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
 import structlog
@@ -43,6 +44,9 @@ from flireo.providers.llm.base import LanguageModel
 from flireo.providers.realtime.base import RealtimeModel
 from flireo.providers.stt.base import SpeechToText
 from flireo.providers.tts.base import TextToSpeech
+from flireo.recordings.capture import CallRecorder
+from flireo.recordings.encode import RecordingFormat
+from flireo.recordings.service import RECORDING_FINISH_BOUND_S, recording_format_for
 from flireo.services.call_lifecycle import CallCompletion, CallLifecycle
 from flireo.services.container import Services
 from flireo.services.credentials import resolve_key
@@ -55,6 +59,8 @@ log = structlog.get_logger(__name__)
 
 #: how long finishing the record may take once the conversation is over
 _FINISH_DEADLINE_S = 30.0
+#: our hang-up before a recorded call's files are finished (speech plays out first)
+_HANGUP_DEADLINE_S = 15.0
 
 
 @dataclass
@@ -84,6 +90,17 @@ class PreparedCall:
     pipeline: Pipeline
     #: the agent as read for this call (its webhook settings for the ``in-progress`` update)
     agent: Agent | None = None
+    #: recorded in this format from the answer on; None: not recorded
+    recording_format: RecordingFormat | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Recording:
+    org_id: str
+    transport: AudioTransport
+    recorder: CallRecorder
+    #: wall time of the answer (the recording's first sample; its storage key's month)
+    started_at: datetime
 
 
 def usage_of(outcome: CallOutcome) -> VendorUsage:
@@ -174,9 +191,15 @@ class CallRunner:
                 for name, cfg in configs.items()
             }
             org_id = call.org_id
+            recording_format = recording_format_for(call, agent)
         pipeline = self._pipeline(configs, keys)
         return PreparedCall(
-            call_id=call_id, org_id=org_id, config=config, pipeline=pipeline, agent=agent
+            call_id=call_id,
+            org_id=org_id,
+            config=config,
+            pipeline=pipeline,
+            agent=agent,
+            recording_format=recording_format,
         )
 
     @staticmethod
@@ -272,6 +295,7 @@ class CallRunner:
         )
         registration: Registration | None = None
         self.sessions[call_id] = session
+        recording = self._start_recording(prepared, transport)
         try:
             registration = await self.svc.bus.register_call(
                 call_id, lambda cmd: self._control(session, cmd)
@@ -295,10 +319,10 @@ class CallRunner:
                     error=f"{type(exc).__name__}: {exc}",
                 )
             )
-            await self._finish_shielded(call_id, completion)
+            await self._finish_shielded(call_id, completion, recording)
             raise
         else:
-            await self._finish_shielded(call_id, completion_of(outcome))
+            await self._finish_shielded(call_id, completion_of(outcome), recording)
             return outcome
         finally:
             self.sessions.pop(call_id, None)
@@ -317,10 +341,47 @@ class CallRunner:
             call_id, CallCompletion(status=status, ended_reason=ended_reason, error=error)
         )
 
-    async def _finish_shielded(self, call_id: str, completion: CallCompletion) -> None:
-        task = asyncio.ensure_future(self.lifecycle.finish(call_id, completion))
+    def _start_recording(
+        self, prepared: PreparedCall, transport: AudioTransport
+    ) -> _Recording | None:
+        """From the answer on, when recording is on for this call (agent, overrides)."""
+        if prepared.recording_format is None:
+            return None
         try:
-            await asyncio.wait_for(asyncio.shield(task), _FINISH_DEADLINE_S)
+            recorder = self.svc.recordings.recorder(prepared.call_id, prepared.recording_format)
+            transport.attach_recorder(recorder)
+        except Exception:  # a recording must never keep a call from running
+            log.exception("recording could not start", call_id=prepared.call_id)
+            return None
+        return _Recording(prepared.org_id, transport, recorder, self.svc.clock.now())
+
+    async def _end(
+        self, call_id: str, completion: CallCompletion, recording: _Recording | None
+    ) -> None:
+        """Store the recording (or queue it for another try), then end the record once."""
+        if recording is not None:
+            # hang up first: queued speech plays out and the media closes, so the
+            # file runs from the answer to the hang-up (idempotent; nothing once bridged)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(recording.transport.hangup(), _HANGUP_DEADLINE_S)
+            try:
+                completion.recording = await self.svc.recordings.keep(
+                    recording.org_id, call_id, recording.recorder, recording.started_at
+                )
+            except Exception:
+                log.exception("recording could not be kept", call_id=call_id)
+        ended = await self.lifecycle.finish(call_id, completion)
+        if not ended and completion.recording is not None:
+            await self.svc.recordings.forget(completion.recording)
+
+    async def _finish_shielded(
+        self, call_id: str, completion: CallCompletion, recording: _Recording | None = None
+    ) -> None:
+        task = asyncio.ensure_future(self._end(call_id, completion, recording))
+        # a recording through a bridged transfer is finished when the bridge ends
+        deadline = _FINISH_DEADLINE_S + (RECORDING_FINISH_BOUND_S if recording else 0.0)
+        try:
+            await asyncio.wait_for(asyncio.shield(task), deadline)
         except asyncio.CancelledError:
             # the caller is being cancelled too: let the write complete anyway
             await asyncio.wait([task], timeout=_FINISH_DEADLINE_S)

@@ -323,7 +323,8 @@ async function renderForm(root, id, ctx) {
         ? await patch(`/agents/${encodeURIComponent(original.id)}`, payload)
         : await post("/agents", payload);
       const savedAgent = saved.agent || saved;
-      toast(original ? "Agent saved." : "Agent created.");
+      const warnings = (saved.warnings || []).map((w) => w.message).filter(Boolean);
+      toast(`${original ? "Agent saved." : "Agent created."}${warnings.length ? ` Note: ${warnings.join(" ")}` : ""}`);
       ctx.navigate(`#/agents/${savedAgent.id}`);
     } catch (error) {
       if (error instanceof ApiError && error.status === 401) return;

@@ -408,3 +408,37 @@ async def test_we_call_baresip_through_a_tls_trunk_with_mandatory_srtp(
     check_baresip_heard_us(softphone)
     assert (call.status, call.direction) == ("ended", "outbound")
     assert call.ended_reason == "manually-ended"
+
+
+async def test_plain_rtp_is_refused_when_srtp_is_mandatory(
+    services: Services,
+    org: Org,
+    api: httpx.AsyncClient,
+    fake_openai: FakeOpenAI,
+    tmp_path: Path,
+    certs: CertFiles,
+    baresip_ready: None,
+) -> None:
+    """``FLIREO_SIP_SRTP=mandatory``: a caller offering plain RTP (even over TLS)
+    gets 488 and the call record says why."""
+    services.settings.sip_srtp = "mandatory"
+    await agent_with_number(api, fake_openai, trunk={"port": 15060})
+    softphone = baresip_home(
+        tmp_path,
+        certs,
+        "<sip:caller@127.0.0.1;transport=tls>;regint=0;answermode=manual;audio_codecs=pcmu",
+    )
+    async with tls_gateway(services, certs) as gw:
+        await softphone.start()
+        try:
+            await softphone.command(
+                "dial", f"sip:{NUMBER}@127.0.0.1:{gw.endpoint.tls_port};transport=tls"
+            )
+            await softphone.wait_for("488")
+        finally:
+            await softphone.stop()
+        async with services.db.read() as s:
+            call = (await s.execute(select(Call))).scalar_one()
+    assert call.status == "failed"
+    assert call.ended_reason == "call-start-error-incompatible-sdp"
+    assert "mandatory" in (call.error or "")

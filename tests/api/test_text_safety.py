@@ -132,6 +132,12 @@ async def test_json_objects_refuse_nul(api: httpx.AsyncClient, agent_id: str) ->
     r = await api.post("/tool-templates", json=tool)
     assert r.status_code == 400, r.text
     assert "U+0000" in r.json()["error"]["message"]
+    # vendor options (extra keys of the vendor configs), keys and values
+    for options in ({"\x00": []}, {"top_k": ["a\x00"]}):
+        llm = {"provider": "openai", **options}
+        _refused(await api.post("/agents", json={"name": "a", "llm_config": llm}), "llm_config")
+    llm = {"provider": "openai", "top_k": 5, "note": "line\nbreak"}
+    assert (await api.post("/agents", json={"name": "a", "llm_config": llm})).status_code == 201
 
 
 async def test_path_and_query_values_refuse_them(api: httpx.AsyncClient) -> None:

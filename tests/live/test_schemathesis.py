@@ -83,7 +83,7 @@ def server_for(backend: str, tmp_path: Path) -> Iterator[LiveServer]:
     try:
         with serve(fake.app()) as resend:
             server = LiveServer(tmp_path, env={**env, "FLIREO_RESEND_BASE_URL": resend.url})
-            server.start()
+            server.start(timeout=180)  # a busy CI machine starts it slowly
             try:
                 yield server
             finally:

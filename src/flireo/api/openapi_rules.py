@@ -102,7 +102,10 @@ class _Walker:
         for name, sub in (schema.get("properties") or {}).items():
             self.schema(sub, prose=prose or name in FREE_TEXT_FIELDS)
         extra = schema.get("additionalProperties")
-        if isinstance(extra, dict):
+        if extra is True and "properties" in schema:  # declared fields + any vendor option
+            schema["propertyNames"] = {"pattern": PROSE_PATTERN}
+            schema["additionalProperties"] = dict(_JSON_REF)
+        elif isinstance(extra, dict):
             schema.setdefault("propertyNames", {"pattern": PROSE_PATTERN})
             self.schema(extra, prose=True)  # free-form values: NUL only
 

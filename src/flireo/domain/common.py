@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
-from typing import Annotated, Any, ClassVar, get_args
+from typing import Annotated, Any, ClassVar, Self, get_args
 
 from pydantic import (
     AfterValidator,
@@ -157,6 +157,14 @@ class JsonTypes(BaseModel):
         if problem is not None:
             raise ValueError(problem)
         return value
+
+    @model_validator(mode="after")
+    def _safe_extra_text(self) -> Self:
+        """Extra keys of models that allow them (vendor options): free-form, NUL never."""
+        extra = self.__pydantic_extra__
+        if extra and (problem := text_problem(extra, free=True)) is not None:
+            raise ValueError(problem)
+        return self
 
     @model_validator(mode="before")
     @classmethod

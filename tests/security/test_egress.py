@@ -4,6 +4,7 @@ lets only the operator's own vendor URLs past the guard."""
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
 
@@ -160,3 +161,15 @@ def test_sip_targets(address: str, port: int, allow_loopback: bool, refused: str
     else:
         with pytest.raises(UnsafeUrl, match=refused):
             check()
+
+
+async def test_a_lookup_that_hangs_is_bounded_by_the_connect_timeout() -> None:
+    async def stuck(host: str, port: int, kind: socket.SocketKind) -> list[IP] | None:
+        await asyncio.sleep(30)
+        return None
+
+    async with egress_client(
+        lambda: True, resolver=stuck, timeout=httpx.Timeout(5.0, connect=0.2)
+    ) as http:
+        with pytest.raises(httpx.ConnectTimeout):
+            await http.get("http://slow.dns.test/")

@@ -136,15 +136,23 @@ def parse_target(url: str) -> tuple[str, int]:
     return parts.hostname, port
 
 
-async def _resolve(host: str, port: int, kind: socket.SocketKind) -> list[IP] | None:
-    """The addresses of ``host``; None when the name does not resolve."""
+#: how long a create/update-time check waits for DNS (then the name counts as not
+#: resolving now: accepted, and judged again on use)
+LOOKUP_TIMEOUT_S = 2.0
+
+
+async def _resolve(
+    host: str, port: int, kind: socket.SocketKind, within: float | None = None
+) -> list[IP] | None:
+    """The addresses of ``host``; None when the name does not resolve (``within`` s)."""
     literal = _literal(host)
     if literal is not None:
         return [literal]
     loop = asyncio.get_running_loop()
     try:
-        infos = await loop.getaddrinfo(host, port, type=kind)
-    except (socket.gaierror, UnicodeError):
+        async with asyncio.timeout(within):
+            infos = await loop.getaddrinfo(host, port, type=kind)
+    except (socket.gaierror, UnicodeError, TimeoutError):
         return None
     out: list[IP] = []
     for info in infos:
@@ -163,12 +171,16 @@ async def check_url(
 ) -> None:
     """Raise :class:`UnsafeUrl` unless every address ``url`` resolves to is allowed.
 
-    A name that does not resolve now is accepted unless ``require_resolvable``:
-    the guarded client judges it again on every connection (and a temporary DNS
-    failure is a retryable delivery error, not a refusal).
+    A name that does not resolve now (within :data:`LOOKUP_TIMEOUT_S`) is accepted
+    unless ``require_resolvable``: the guarded client judges it again on every
+    connection (and a temporary DNS failure is a retryable delivery error, not a
+    refusal). With ``allow_private`` only blocked addresses are refused, and a
+    name is left to the guarded client (no lookup here).
     """
     host, port = parse_target(url)
-    addresses = await _resolve(host, port, socket.SOCK_STREAM)
+    if allow_private and _literal(host) is None and not require_resolvable:
+        return
+    addresses = await _resolve(host, port, socket.SOCK_STREAM, LOOKUP_TIMEOUT_S)
     if addresses is None:
         if require_resolvable:
             raise UnsafeUrl(_refusal(host, "does not resolve", field))
@@ -235,7 +247,7 @@ async def check_sip_host(
 ) -> None:
     """Judge every address of a SIP host (a name that does not resolve is accepted
     unless ``require_resolvable``: it is judged again at dial time)."""
-    addresses = await _resolve(host.strip("[]"), port, socket.SOCK_DGRAM)
+    addresses = await _resolve(host.strip("[]"), port, socket.SOCK_DGRAM, LOOKUP_TIMEOUT_S)
     if addresses is None:
         if require_resolvable:
             raise UnsafeUrl(_refusal(host, "does not resolve", field))
@@ -273,7 +285,11 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        addresses = await self._resolve(host, port, socket.SOCK_STREAM)
+        try:
+            async with asyncio.timeout(timeout):
+                addresses = await self._resolve(host, port, socket.SOCK_STREAM)
+        except TimeoutError:
+            raise httpcore.ConnectTimeout(f"cannot resolve {host!r} in time") from None
         if addresses is None:
             raise httpcore.ConnectError(f"cannot resolve {host!r}")
         allow = self._allow_private()

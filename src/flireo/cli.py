@@ -161,6 +161,45 @@ def call(
     raise typer.Exit(code)
 
 
+@app.command("test")
+def agent_test(
+    suite: Path = typer.Argument(..., help="The suite file (YAML): scenarios and expectations"),
+    server: str = typer.Option(
+        None, help="The server's SIP address host:port [default: 127.0.0.1:FLIREO_SIP_PORT]"
+    ),
+    api_url: str = typer.Option(
+        "http://127.0.0.1:8000", envvar="FLIREO_URL", help="API, to read call records"
+    ),
+    api_key: str = typer.Option(None, envvar="FLIREO_API_KEY", help="API key of the org"),
+    start_server: bool = typer.Option(
+        False, "--start-server", help="Run a flireo serve of its own (free ports, temp data)"
+    ),
+    concurrency: int = typer.Option(2, help="Calls at once"),
+    junit: Path = typer.Option(None, help="Write JUnit XML here"),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show SIP/RTP logs"),
+) -> None:
+    """Test an agent: simulated callers over real SIP, expectations on the call records.
+
+    Exit code 0: every scenario passed; 1: a scenario failed; 2: bad suite or arguments.
+    """
+    from flireo.testing.cli import run_test_command
+
+    settings = Settings()
+    configure_logging(settings.log_level if verbose else "warning", json=settings.log_json)
+    code = run_test_command(
+        console,
+        suite,
+        server=server,
+        api_url=api_url,
+        api_key=api_key,
+        start_server=start_server,
+        concurrency=concurrency,
+        junit=junit,
+        default_sip_port=settings.sip_port,
+    )
+    raise typer.Exit(code)
+
+
 @keys_app.command("create")
 def keys_create(
     name: str = typer.Option("cli", help="Label for the key"),

@@ -23,10 +23,10 @@ import secrets
 import socket
 import wave
 from asyncio import FIRST_COMPLETED
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 from urllib.parse import quote
 
 import httpx
@@ -48,6 +48,8 @@ from flireo.telephony.sip.ua import DialFailed, Dialog, SipEndpoint
 
 __all__ = [
     "AgentTurns",
+    "CallControl",
+    "CallDriver",
     "CallResult",
     "Say",
     "Softphone",
@@ -447,8 +449,14 @@ class Softphone:
         return self._stt
 
     # ---- one call --------------------------------------------------------------------
-    async def call(self, target: str, lines: Sequence[Line] = ()) -> CallResult:
+    async def call(
+        self, target: str, lines: Sequence[Line] = (), *, driver: CallDriver | None = None
+    ) -> CallResult:
         """Dial, play ``lines`` as the caller, print the conversation, hang up.
+
+        With a ``driver`` the caller's side is the driver's instead of ``lines``:
+        it gets a :class:`CallControl` once the call is answered, and the call is
+        hung up when it returns (``flireo test`` scripts its scenarios this way).
 
         Raises :class:`SoftphoneError` when the call cannot even be placed; a
         call that is not answered comes back with ``answered=False``.
@@ -494,7 +502,7 @@ class Softphone:
                 rtp.set_remote(negotiated.remote_host, negotiated.remote_port)
                 rtp.start()
                 self.console.print(f"Connected ({negotiated.codec}).", style="dim")
-                await self._converse(dialog, rtp, ear, script, result)
+                await self._converse(dialog, rtp, ear, script, result, driver)
             finally:
                 rtp.close()
         if self.record is not None and result.answered:
@@ -560,12 +568,17 @@ class Softphone:
         ear: AgentEar,
         script: list[tuple[str, bytes]],
         result: CallResult,
+        driver: CallDriver | None = None,
     ) -> None:
         loop = asyncio.get_running_loop()
         answered_at = loop.time()
         listening = asyncio.create_task(ear.listen(rtp.frames()))
         transcribing = asyncio.create_task(ear.transcribe_all())
-        talking = asyncio.create_task(self._talk(dialog, rtp, ear, script, result))
+        talking = asyncio.create_task(
+            self._talk(dialog, rtp, ear, script, result)
+            if driver is None
+            else driver(CallControl(self, dialog, rtp, ear, result, answered_at))
+        )
         bye = asyncio.create_task(dialog.ended.wait())
         # with --hangup-after the clock ends the call, else the end of the script does
         enders = {bye} if self.hangup_after_s is not None else {bye, talking}
@@ -631,6 +644,94 @@ class Softphone:
         result.transcript.append(TranscriptLine(speaker, text, at_s))
         who = "[bold cyan]Agent:[/]" if speaker == "agent" else "[bold green]You:[/]"
         self.console.print(f"{who} {escape(text)}")
+
+
+class CallControl:
+    """The caller's side of an answered call, for a :data:`CallDriver`."""
+
+    def __init__(
+        self,
+        phone: Softphone,
+        dialog: Dialog,
+        rtp: RtpSession,
+        ear: AgentEar,
+        result: CallResult,
+        answered_at: float,
+    ) -> None:
+        self._phone, self._dialog, self._rtp, self._ear = phone, dialog, rtp, ear
+        self.result = result
+        self.answered_at = answered_at
+
+    @property
+    def ended(self) -> asyncio.Event:
+        """Set once the call is over (the agent's BYE, or the media closed)."""
+        return self._dialog.ended
+
+    @property
+    def turns(self) -> AgentTurns:
+        return self._ear.turns
+
+    @property
+    def queued_samples(self) -> int:
+        """Caller audio queued and not yet sent (16 kHz samples)."""
+        return self._rtp.queued_samples
+
+    def elapsed_s(self) -> float:
+        """Seconds since the call was answered."""
+        return asyncio.get_running_loop().time() - self.answered_at
+
+    async def prepare(self, line: Line) -> tuple[str, bytes]:
+        """(label, 16 kHz audio) of a caller line (Piper or a WAV file)."""
+        return await self._phone.prepare(line)
+
+    async def send_audio(self, pcm16k: bytes) -> None:
+        """Queue caller audio without a transcript line (background noise)."""
+        await self._rtp.send(pcm16k)
+
+    async def speak(self, label: str, pcm16k: bytes) -> None:
+        """Say a line (shown as "You: label") and return once it has been sent."""
+        self._phone._show(self.result, "you", label, self._ear.turns.position_ms / 1000)
+        await self._rtp.send(pcm16k)
+        while self._rtp.queued_samples and not self.ended.is_set():
+            with contextlib.suppress(TimeoutError):
+                wait = max(FRAME_MS / 1000, self._rtp.queued_samples / SAMPLE_RATE)
+                await asyncio.wait_for(self.ended.wait(), wait)
+
+    async def send_dtmf(self, digits: str) -> None:
+        """RFC 4733 digits (shown as "You: [DTMF 12#]"), returns once they are out."""
+        self._phone._show(
+            self.result, "you", f"[DTMF {digits}]", self._ear.turns.position_ms / 1000
+        )
+        await self._rtp.send_dtmf(digits)
+
+    async def agent_turn(self) -> None:
+        """Until the agent has spoken and gone quiet (or the softphone's ``max_wait_s``)."""
+        await self._phone._agent_turn(self._dialog, self._ear)
+
+    async def agent_speaking(self, timeout_s: float) -> bool:
+        """Until the agent is speaking (True) or ``timeout_s`` passed or the call ended."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while not self.ended.is_set() and asyncio.get_running_loop().time() < deadline:
+            if self._ear.turns.speaking:
+                return True
+            await asyncio.sleep(0.02)
+        return self._ear.turns.speaking
+
+    async def wait_ended(self, timeout_s: float) -> bool:
+        """Until the agent hangs up (True) or ``timeout_s`` passed."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.ended.wait(), max(0.0, timeout_s))
+        return self.ended.is_set()
+
+    async def caught_up(self, timeout_s: float = 10.0) -> None:
+        """Until what the agent said so far is transcribed."""
+        await self._ear.caught_up(timeout_s)
+
+
+class CallDriver(Protocol):
+    """Plays the caller in an answered call; the call is hung up when it returns."""
+
+    def __call__(self, control: CallControl) -> Coroutine[Any, Any, None]: ...
 
 
 class _NotAnswered(Exception):

@@ -25,6 +25,7 @@ import os
 import platform
 import random
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -273,6 +274,7 @@ def protos_live() -> dict[str, Any]:
         return log_path.read_text(errors="replace")
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    cleanup = False
     try:
         for _ in range(600):
             if proc.poll() is not None:
@@ -366,6 +368,7 @@ def protos_live() -> dict[str, Any]:
         print(
             f"  {'protos_invite_live':32} {len(all_cases):8d} cases     {seconds:6.1f} s  {result}"
         )
+        cleanup = True  # the server's log stays behind only when the run failed
         return result
     finally:
         sock.close()
@@ -376,6 +379,10 @@ def protos_live() -> dict[str, Any]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        if cleanup:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            print(f"  the server's log: {log_path}")
 
 
 def main() -> int:

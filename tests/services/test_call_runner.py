@@ -209,7 +209,10 @@ async def test_control_commands_from_the_api_reach_the_live_call(
 async def test_a_missing_vendor_key_ends_the_call_with_its_reason(
     services: Services, org: Org, api: httpx.AsyncClient, fake_openai: FakeOpenAI
 ) -> None:
-    agent_id = await make_agent(api, fake_openai)  # no BYOK key, no platform key
+    # a hosted vendor (no base_url of the agent's own), no BYOK key, no platform key;
+    # a self-hosted base_url is called without a key (tests/security/test_self_hosted_llm.py)
+    llm = {"provider": "openai", "model": "gpt-4o-mini", "messages": []}
+    agent_id = await make_agent(api, fake_openai, llm_config=llm)
     call_id = await stored_call(services, org, agent_id)
     transport = MemoryTransport(SystemClock())
     assert await runner(services).run(call_id, transport) is None

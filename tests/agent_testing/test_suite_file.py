@@ -56,13 +56,14 @@ def test_a_good_suite_parses_with_its_shorthands() -> None:
     ]
     assert scenario.expect[0].agent_says is not None
     assert scenario.expect[0].agent_says.contains == "nine"
-    assert scenario.noise is not None and scenario.noise.color == "brown"
+    assert scenario.noise is not None
+    assert scenario.noise.color == "brown"
 
 
 @pytest.mark.parametrize(
     ("change", "line", "message"),
     [
-        (("      - dtmf: \"12#\"", "      - dtmf: \"12x\""), 12, "steps.3.dtmf: DTMF digits are"),
+        (('      - dtmf: "12#"', '      - dtmf: "12x"'), 12, "steps.3.dtmf: DTMF digits are"),
         (("      - pause: 1", "      - pause: 1\n        say: hi"), 13, "exactly one of say"),
         (("      - transfer_attempted: true", "      - transferred: true"), 19, "expect.3"),
         (("{max_ms: 3000, p50_ms: 1500}", "{metric: first_audio_ms}"), 21, "at least one of"),
@@ -106,10 +107,13 @@ def test_the_command_exits_2_on_a_bad_suite_or_arguments(tmp_path: Path) -> None
     assert "Bad suite" in result.output
     assert f"{bad}:20: scenarios.0.expect.4.agent_hangs_up.within_s" in result.output
     missing = runner.invoke(app, ["test", str(tmp_path / "nope.yaml")])
-    assert missing.exit_code == 2 and "cannot read" in missing.output
+    assert missing.exit_code == 2
+    assert "cannot read" in missing.output
     good = tmp_path / "good.yaml"
     good.write_text(GOOD)
     both = runner.invoke(app, ["test", str(good), "--start-server", "--server", "h:5060"])
-    assert both.exit_code == 2 and "not both" in both.output
+    assert both.exit_code == 2
+    assert "not both" in both.output
     port = runner.invoke(app, ["test", str(good), "--server", "127.0.0.1:99999"])
-    assert port.exit_code == 2 and "bad port" in port.output
+    assert port.exit_code == 2
+    assert "bad port" in port.output

@@ -86,6 +86,8 @@ class _Caller:
         self.c = control
         self._bed, self._amplitude, self._offset = bed, amplitude, 0
         self._pump: asyncio.Task[None] | None = None
+        #: the pump pauses while a line plays (speech carries its own noise)
+        self._speaking = False
 
     def start_noise(self) -> None:
         if self._bed is not None:
@@ -108,12 +110,16 @@ class _Caller:
         """Keep ~100 ms of noise queued whenever the caller is not speaking."""
         chunk = bytes(2 * 1600)  # 100 ms of silence, noise added
         while not self.c.ended.is_set():
-            if self.c.queued_samples < 800:
+            if not self._speaking and self.c.queued_samples < 800:
                 await self.c.send_audio(self._noisy(chunk))
             await asyncio.sleep(0.04)
 
     async def say(self, label: str, pcm: bytes) -> None:
-        await self.c.speak(label, self._noisy(pcm))
+        self._speaking = True
+        try:
+            await self.c.speak(label, self._noisy(pcm))
+        finally:
+            self._speaking = False
 
 
 async def _prepare_steps(control: CallControl, steps: list[Step]) -> list[bytes | None]:

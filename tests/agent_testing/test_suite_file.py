@@ -117,3 +117,18 @@ def test_the_command_exits_2_on_a_bad_suite_or_arguments(tmp_path: Path) -> None
     port = runner.invoke(app, ["test", str(good), "--server", "127.0.0.1:99999"])
     assert port.exit_code == 2
     assert "bad port" in port.output
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize(
+    ("doc", "heading"),
+    [("README.md", "## Test an agent in CI"), ("docs/agent-testing.md", "## The suite file")],
+)
+def test_the_documented_example_suites_are_valid(doc: str, heading: str) -> None:
+    text = (ROOT / doc).read_text()
+    section = text[text.index(heading) :]
+    example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    suite = parse_suite(example, doc)
+    assert len(suite.scenarios) == 2

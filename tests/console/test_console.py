@@ -98,7 +98,7 @@ def test_create_and_edit_an_agent_with_a_field_error(page: Any, api: Api) -> Non
     assert agent["webhook_events"] == ["end-of-call-report"]
 
     # the form shows what was saved; edit one field and only that one changes
-    page.get_by_label("First message").wait_for()
+    page.get_by_role("button", name="Save changes").wait_for()
     assert page.get_by_label("Name", exact=True).input_value() == "Console desk"
     page.get_by_label("First message").fill("Hello again, edited.")
     page.get_by_label("Max duration seconds").fill("600")
@@ -222,7 +222,7 @@ def test_every_page_is_labelled_fits_a_phone_and_is_screenshot(page: Any, api: A
         page.set_viewport_size(viewport)
         for route in routes:
             page.goto(f"/#/{route}")
-            page.locator("#view h1").first.wait_for()
+            page.locator(f'#view > .page[data-route="#/{route}"] h1').first.wait_for()
             page.locator("#view:not([aria-busy])").wait_for(state="attached")
             assert page.evaluate(UNLABELLED_JS) == [], route
             width = page.evaluate("document.documentElement.scrollWidth")

@@ -138,10 +138,11 @@ async function render() {
   view.setAttribute("aria-busy", "true");
   try {
     const module = await pages[name]();
-    const fresh = h("div", { class: "page", dataset: { page: name } });
-    clear(view, fresh);
+    // built off-screen and shown whole: no half-rendered page to click into
+    const fresh = h("div", { class: "page", dataset: { page: name, route: location.hash } });
     await module.render(fresh, params, { signal: controller.signal, navigate, query });
     if (controller.signal.aborted) return;
+    clear(view, fresh);
     const title = fresh.querySelector("h1");
     document.title = `${title ? title.textContent : name} · Flireo console`;
     if (restoreDraft()) {
@@ -152,7 +153,7 @@ async function render() {
     if (controller.signal.aborted || !signedIn) return;
     clear(view, h("div", { class: "alert", role: "alert" }, `Could not load this page: ${error.message}`));
   } finally {
-    view.removeAttribute("aria-busy");
+    if (pageController === controller) view.removeAttribute("aria-busy");
   }
 }
 

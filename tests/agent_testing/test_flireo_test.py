@@ -228,6 +228,7 @@ def test_a_failing_suite_on_a_server_it_starts(
                         {"say": "What are your opening hours?"},
                         {"backchannel": "Okay."},
                         {"dtmf": "1"},
+                        {"interrupt": "Wait, stop.", "delay_s": 0.3},
                     ],
                     "expect": [
                         {"agent_says": "tuesday"},
@@ -276,6 +277,7 @@ def test_a_failing_suite_on_a_server_it_starts(
     system_out = case.findtext("system-out") or ""
     assert "You: [DTMF 1]" in system_out
     assert "You: Okay." in system_out
+    assert "You: Wait, stop." in system_out
 
 
 def _env() -> dict[str, str]:

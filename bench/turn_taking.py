@@ -1,6 +1,6 @@
 """Turn-taking quality on a labelled corpus of phone-line caller audio.
 
-Run: ``nice -n 10 .venv/bin/python bench/turn_taking.py`` (a few minutes on 2 cores;
+Run: ``nice -n 10 .venv/bin/python bench/turn_taking.py`` (about 8 minutes on 2 cores;
 ``--limit N`` for a quick look). Prints a table and writes
 ``bench/results/turn_taking.json``.
 

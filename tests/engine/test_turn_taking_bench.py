@@ -9,9 +9,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from bench.turn_corpus import Item, build
 from bench.turn_taking import Observation, Parts, RequestTimes, run_item, score, word_errors
+
 from flireo.providers.llm.openai_compat import OpenAICompatibleLLM
 from flireo.providers.stt.local_whisper import WhisperSTT
 from flireo.providers.tts.local_piper import PiperTTS
@@ -91,7 +91,8 @@ def test_scoring_counts_what_happened() -> None:
     assert verdicts["pause-1"]["end_of_turn_ms"] == 900.0
     assert verdicts["pause-1"]["end_of_turn_decision_ms"] == 400.0  # the second turn's STT
     assert verdicts["question-1"]["end_of_turn_ms"] == 600.0
-    assert not verdicts["pause-1"]["ok"] and verdicts["question-1"]["ok"]
+    assert not verdicts["pause-1"]["ok"]
+    assert verdicts["question-1"]["ok"]
     assert total["end_of_turn_p50_ms"] == 750.0
     assert total["wer"] == 0.0
     targets = result["targets"]
@@ -124,7 +125,9 @@ async def test_corpus_items_scored_end_to_end(
     verdicts = {v["kind"]: v for v in result["items"]}
 
     question = verdicts["question"]
-    assert question["ok"] and question["answered"] and not question["premature"]
+    assert question["ok"]
+    assert question["answered"]
+    assert not question["premature"]
     # the 0.4 s silence timer, then Whisper: at least the silence, well under the settle time
     assert 400 <= question["end_of_turn_ms"] < 6_000
     assert question["word_errors"] <= 1

@@ -38,6 +38,10 @@ system-deps:
 	  echo "installing baresip-core (baresip)"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq baresip-core >/dev/null; }
+	@command -v espeak-ng >/dev/null 2>&1 || { \
+	  echo "installing espeak-ng (second caller voice of bench/turn_taking.py's corpus)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq espeak-ng >/dev/null; }
 
 lint: install
 	$(VENV)/bin/ruff check src tests bench

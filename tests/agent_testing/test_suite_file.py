@@ -114,7 +114,12 @@ def test_the_command_exits_2_on_a_bad_suite_or_arguments(tmp_path: Path) -> None
     both = runner.invoke(app, ["test", str(good), "--start-server", "--server", "h:5060"])
     assert both.exit_code == 2
     assert "not both" in both.output
-    port = runner.invoke(app, ["test", str(good), "--server", "127.0.0.1:99999"])
+    keyless = runner.invoke(app, ["test", str(good)], env={"FLIREO_API_KEY": None})
+    assert keyless.exit_code == 2, keyless.output
+    assert "set FLIREO_API_KEY" in keyless.output
+    port = runner.invoke(
+        app, ["test", str(good), "--server", "127.0.0.1:99999"], env={"FLIREO_API_KEY": "flk_x"}
+    )
     assert port.exit_code == 2
     assert "bad port" in port.output
 

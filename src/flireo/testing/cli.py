@@ -48,6 +48,12 @@ def run_test_command(
     if concurrency < 1:
         console.print("[bold red]Bad arguments:[/] --concurrency must be at least 1")
         return BAD_INPUT
+    if suite.agent is not None and not start_server and not api_key:
+        console.print(
+            "[bold red]Bad arguments:[/] the suite creates an agent through the API: "
+            "set FLIREO_API_KEY (or --api-key) and --api-url, or use --start-server"
+        )
+        return BAD_INPUT
     sip: tuple[str, int] | None = None
     if not start_server:
         try:

@@ -174,6 +174,9 @@ async def test_the_openapi_document_states_the_rules(client: httpx.AsyncClient) 
     # nested models and path parameters too
     content = schemas["ChatMessageIn"]["properties"]["content"]
     assert content["pattern"] == prose
+    # a prose field under its camelCase alias
+    reply = string_of(schemas["FunctionTool"]["properties"]["asyncResponse"])
+    assert reply["pattern"] == prose
     model = string_of(schemas["LLMConfig"]["properties"]["model"])
     assert model["pattern"] == name
     get_agent = doc["paths"]["/api/v1/agents/{agent_id}"]["get"]

@@ -17,6 +17,7 @@ the generated document.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import FastAPI
@@ -28,6 +29,11 @@ NAME_PATTERN = f"^[^{_UNSAFE}]*$"
 PROSE_PATTERN = r"^[^\u0000]*$"
 _NON_SPACE = r"\S"
 _SAFE_NON_SPACE = rf"[^\s{_UNSAFE}]"
+
+
+def _snake(name: str) -> str:
+    """The field name behind a camelCase alias (``asyncResponse`` -> ``async_response``)."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
 def _constrain_string(schema: dict[str, Any], *, prose: bool) -> None:
@@ -100,7 +106,7 @@ class _Walker:
         if isinstance(items, dict):
             self.schema(items, prose=prose)
         for name, sub in (schema.get("properties") or {}).items():
-            self.schema(sub, prose=prose or name in FREE_TEXT_FIELDS)
+            self.schema(sub, prose=prose or _snake(name) in FREE_TEXT_FIELDS)
         extra = schema.get("additionalProperties")
         if extra is True and "properties" in schema:  # declared fields + any vendor option
             schema["propertyNames"] = {"pattern": PROSE_PATTERN}

@@ -240,7 +240,13 @@ def test_a_failing_suite_on_a_server_it_starts(
                         {"latency": {"max_ms": 1}},
                         {"agent_says": "nine to five"},
                     ],
-                }
+                },
+                {
+                    "name": "a number the server does not have",
+                    "call": "+31209999999",
+                    "steps": [{"say": "Hello?"}],
+                    "expect": [{"agent_says": "hello"}],
+                },
             ],
         )
     )
@@ -249,7 +255,8 @@ def test_a_failing_suite_on_a_server_it_starts(
     assert run.returncode == 1, run.stdout + run.stderr
     out = run.stdout
     print(out)
-    assert "0 of 1 scenarios passed" in out, out
+    assert "0 of 2 scenarios passed" in out, out
+    assert "the call failed: 404" in out, out
     for failed in (
         "✗ agent_says contains 'tuesday'",
         "✗ agent_says regex '\\\\bclosed\\\\b'",
@@ -261,7 +268,15 @@ def test_a_failing_suite_on_a_server_it_starts(
     ):
         assert failed in out, (failed, out)
     assert "✓ agent_says contains 'nine to five'" in out, out
-    [case] = cases(junit).values()
+    found = cases(junit)
+    case = found["every expectation wrong"]
+    unknown = found["a number the server does not have"].find("error")
+    assert unknown is not None
+    assert "the call failed: 404 Not Found: no such number on the server" in unknown.get(
+        "message", ""
+    )
+    root = ET.parse(junit).getroot()
+    assert (root.get("tests"), root.get("failures"), root.get("errors")) == ("2", "1", "1")
     failure = case.find("failure")
     assert failure is not None
     message = failure.get("message", "")

@@ -155,9 +155,13 @@ async def test_media_is_encrypted_on_the_wire_and_decrypted_at_both_ends() -> No
         await asyncio.sleep(1.2)
         assert a.stats().packets_received > 10
         assert b.stats().packets_received > 10
-        for heard in (heard_by_a, heard_by_b):
+        for heard, hz in ((heard_by_a, 1000.0), (heard_by_b, 440.0)):
             pcm = np.frombuffer(b"".join(heard), "<i2").astype(float)
-            assert np.sqrt(np.mean(pcm**2)) > 1000  # the tone, not silence or noise
+            assert np.sqrt(np.mean(pcm**2)) > 1000  # not silence
+            # the other side's tone, not ciphertext decoded as noise
+            spectrum = np.abs(np.fft.rfft(pcm))
+            peak_hz = float(np.argmax(spectrum[1:]) + 1) * 16_000 / len(pcm)
+            assert abs(peak_hz - hz) < 20, peak_hz
         # on the wire: the 10-byte tag, and no payload as A sent it
         wire = {d[2:4]: d for d in relay.seen}  # by sequence number
         checked = 0

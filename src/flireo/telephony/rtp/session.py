@@ -462,6 +462,12 @@ class RtpSession:
     def _on_datagram(self, data: bytes, addr: Address) -> None:
         if self._closed:
             return
+        if self.srtp is not None:
+            plain = self.srtp.unprotect(data)
+            if plain is None:  # not authentic (or plain RTP on an SRTP stream)
+                self._ignored += 1
+                return
+            data = plain
         try:
             packet = RtpPacket.parse(data)
         except RtpParseError:
@@ -488,12 +494,6 @@ class RtpSession:
         if not self._accept_ssrc(packet.ssrc):
             self._ignored += 1
             return
-        if self.srtp is not None:
-            plain = self.srtp.unprotect(data)
-            if plain is None:  # not authentic (or plain RTP on an SRTP stream)
-                self._ignored += 1
-                return
-            data = plain
         self._last_rx = now
         self._received += 1
         if self._on_received is not None:

@@ -4,6 +4,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed
+# The suite mostly waits on real time (calls, sipp, browsers): three workers, one test file each at a time.
+PYTEST_ARGS ?= -n 3 --dist loadfile
 
 .PHONY: run test install system-deps lint typecheck pytest lock clean
 

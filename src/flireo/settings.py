@@ -88,8 +88,16 @@ class Settings(BaseSettings):
     # --- routing between nodes ---------------------------------------------
     bus: Literal["memory", "redis"] = "memory"
     redis_url: str = "redis://127.0.0.1:6379/0"
-    #: this process's name among several nodes (default: the host name)
-    node_id: str = Field(default_factory=socket.gethostname)
+    #: this process's name among several nodes (default: the host name). Every worker
+    #: sharing a database needs its own: with ``bus=redis`` a worker refuses to start
+    #: while another live worker holds its id (see docs/scale-out.md)
+    node_id: str = Field(default_factory=socket.gethostname, min_length=1, max_length=64)
+    #: ``bus=redis``: the worker's heartbeat key lives this long (refreshed every third
+    #: of it); a worker silent for longer is dead and its calls end ``worker-died``
+    node_heartbeat_ttl_s: float = Field(default=10.0, ge=1.0, le=300.0)
+    #: SIGTERM: how long live calls may run on before they are hung up and the
+    #: process exits (new calls are refused from the first moment)
+    drain_timeout_s: float = Field(default=600.0, ge=0)
     #: a ``: ping`` comment on idle live-event streams (SSE) this often
     sse_heartbeat_seconds: float = Field(default=15.0, gt=0)
     #: a browser call (``POST /calls/web``) whose ICE/DTLS is not up by then fails

@@ -23,7 +23,7 @@ import structlog
 from sqlalchemy import case, or_, select
 
 from flireo.campaigns.do_not_call import blocked_numbers
-from flireo.campaigns.outcomes import Outcome, after_attempt, classify
+from flireo.campaigns.outcomes import NO_RETRY_REASONS, Outcome, after_attempt, classify
 from flireo.domain.calls import FINAL_STATUSES, DialEndedReason
 from flireo.services.call_lifecycle import CallCompletion, CallLifecycle
 from flireo.services.calls import set_status
@@ -170,6 +170,7 @@ async def _record_outcomes(db: Database, lead_ids: list[str], *, now: datetime) 
                 retry_delay_seconds=retry_delay,
                 ended_at=(call.ended_at if call is not None and call.ended_at else now),
                 do_not_call=(lead.org_id, lead.phone_number) in blocked,
+                retry=call is None or call.ended_reason not in NO_RETRY_REASONS,
             )
             lead.status = decision.status
             lead.next_attempt_at = decision.next_attempt_at

@@ -121,6 +121,12 @@ class DialEndedReason:
     INTERRUPTED = "dial-interrupted"
 
 
+#: ``ended_reason`` of a call whose worker stopped heart-beating (SIGKILL, power loss):
+#: another worker ended it (status ``ended`` when it had been answered, else ``failed``),
+#: dated to the dead worker's last heartbeat. See :mod:`flireo.cluster.reaper`.
+WORKER_DIED = "worker-died"
+
+
 class SetupEndedReason:
     """``ended_reason`` of a call that failed while it was being set up (status
     ``failed``, inbound or outbound): it ends once, with its report and usage."""

@@ -220,12 +220,15 @@ class SipGateway:
         self._refresher: asyncio.Task[None] | None = None
         self._tts: PiperTTS | None = None
         self._on_rtp_sent = on_rtp_sent
+        #: SIGTERM drain (cluster/drain.py): new INVITEs and OPTIONS get 503
+        self.draining = False
 
     # --- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
         self.endpoint.on_invite = self._on_invite
         self.endpoint.on_request_filter = self._filter
         self.endpoint.flow_check = self._check_flow
+        self.endpoint.options_headers = self._load_headers
         self._trunk_ips = await trunk_ips(self.svc)
         await self.endpoint.start()
         self._refresher = asyncio.create_task(self._refresh_trunks(), name="sip-trunk-ips")
@@ -260,10 +263,21 @@ class SipGateway:
             with contextlib.suppress(Exception):
                 self._trunk_ips = await trunk_ips(self.svc)
 
+    @property
+    def live_calls(self) -> int:
+        """Calls this gateway is setting up or running."""
+        return len(self._tasks)
+
+    def _load_headers(self) -> list[tuple[str, str]]:
+        node = self.svc.settings.node_id
+        return [("X-Flireo-Node", node), ("X-Flireo-Live-Calls", str(self.live_calls))]
+
     # --- the edge ---------------------------------------------------------------------------
     def _filter(self, req: Request, source: tuple[str, int]) -> int | None:
         if is_scanner(req.headers.get("User-Agent")):
             return DROP
+        if self.draining and req.method in ("INVITE", "OPTIONS") and req.to.tag is None:
+            return 503  # the dispatcher takes this worker out; in-dialog requests go on
         if req.method != "INVITE":
             return None
         exempt = source[0] in self._trunk_ips or ip_in(source[0], self._trunk_ips)

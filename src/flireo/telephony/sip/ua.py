@@ -100,6 +100,8 @@ class SipEndpoint:
         self.on_invite: InviteHandler | None = None
         self.on_request_filter: RequestFilter | None = None
         self.flow_check: FlowCheck | None = None
+        #: extra headers of the 200 to an out-of-dialog OPTIONS (e.g. the live-call load)
+        self.options_headers: Callable[[], list[tuple[str, str]]] | None = None
         self._tcp_refs: dict[tuple[str, int], int] = {}  # TCP connections dialogs use
         self.transport = SipTransport(
             host,
@@ -298,7 +300,11 @@ class SipEndpoint:
                 req,
                 200,
                 to_tag=self._tag_for(req),
-                headers=[("Allow", ALLOW), ("Accept", "application/sdp")],
+                headers=[
+                    ("Allow", ALLOW),
+                    ("Accept", "application/sdp"),
+                    *(self.options_headers() if self.options_headers is not None else ()),
+                ],
             )
         )
 

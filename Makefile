@@ -14,8 +14,9 @@ $(PY):
 	$(PIP) install --quiet --upgrade pip
 
 # Exact versions with hashes come from requirements.lock (regenerate with `make lock`).
-$(STAMP): $(PY) requirements.lock pyproject.toml
+$(STAMP): $(PY) requirements.lock requirements-nodeps.lock pyproject.toml
 	$(PIP) install --quiet --require-hashes -r requirements.lock
+	$(PIP) install --quiet --no-deps --require-hashes -r requirements-nodeps.lock
 	$(PIP) install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 

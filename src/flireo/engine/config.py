@@ -148,6 +148,17 @@ class Endpointing:
     vad_threshold: float = 0.5
     #: audio kept from before the detected onset and given to a per-utterance STT
     preroll_ms: int = 400
+    #: Smart Turn model (:mod:`flireo.media.smart_turn`) on each end-of-speech candidate:
+    #: the candidate comes after ``turn_model_silence_s``; "complete" ends the turn there,
+    #: "incomplete" waits for more speech up to ``turn_model_max_wait_s`` of silence.
+    #: Off: the silence-only policy above (``silence_s``, ``max_extension_s``).
+    turn_model: bool = False
+    turn_model_silence_s: float = 0.2
+    turn_model_max_wait_s: float = 2.0
+    #: model probability at or above which the turn is complete
+    turn_model_threshold: float = 0.5
+    #: RNNoise (:mod:`flireo.media.denoise`) on the caller's audio before the VAD and STT
+    noise_suppression: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,21 @@ Endpointing decisions are pure functions (:func:`ends_mid_phrase`,
   utterance;
 - with a per-utterance STT (Whisper) only speech is pushed (plus
   ``preroll_ms`` before the detected onset) and the STT is finalized at the end
-  of speech.
+  of speech;
+- with ``Endpointing.turn_model`` the VAD's end of speech comes sooner
+  (``turn_model_silence_s``) and is only a candidate: the Smart Turn model
+  (:mod:`flireo.media.smart_turn`, on its own thread, never on the loop) hears
+  the utterance's audio (preroll included, the last 8 s). "Complete" (and, with
+  a streaming STT, a partial that does not end mid-phrase) ends the turn at once;
+  "incomplete" waits up to ``turn_model_max_wait_s`` of silence for the caller to
+  go on, and speech in that window continues the same utterance (the model runs
+  again at its next end). While the verdict is pending the frames go on being
+  handled; a model failure ends the turn as the silence-only policy would.
+
+With ``Endpointing.noise_suppression`` every caller frame goes through RNNoise
+(:mod:`flireo.media.denoise`) first, on a one-thread pool of its own, a batch of
+the frames that arrived meanwhile at a time, in order; the VAD, the STT and the
+turn model hear the cleaned audio.
 
 The listener is called synchronously on the audio path (keep it cheap).
 """
@@ -20,16 +34,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import re
 from collections import deque
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from flireo.clock import Clock
 from flireo.engine.config import Endpointing
 from flireo.engine.metrics import Usage
 from flireo.engine.transport import AudioTransport
+from flireo.media.denoise import Denoiser
 from flireo.media.frames import BYTES_PER_SAMPLE, FRAME_MS, SAMPLE_RATE
+from flireo.media.smart_turn import MAX_SAMPLES, TurnVerdict, predict_async
 from flireo.media.vad import SpeechEnded, SpeechStarted, VoiceActivityDetector
 from flireo.providers.stt.base import SpeechToTextStream
 
@@ -47,6 +65,24 @@ MID_PHRASE_WORDS = frozenset(
 )  # fmt: skip
 #: caller frames (5 s) queued for the engine's task before the oldest are dropped
 MAX_BACKLOG_FRAMES = 250
+#: utterance audio kept for the turn model (its 8 s window)
+_TURN_AUDIO_BYTES = MAX_SAMPLES * BYTES_PER_SAMPLE
+log = logging.getLogger(__name__)
+_denoise_pool: ThreadPoolExecutor | None = None
+
+
+def _denoise_executor() -> ThreadPoolExecutor:
+    """One thread for every call's noise suppression (a frame is ~1 ms of CPU)."""
+    global _denoise_pool
+    if _denoise_pool is None:
+        _denoise_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flireo-denoise")
+    return _denoise_pool
+
+
+def _denoise_all(denoiser: Denoiser, frames: list[bytes]) -> list[bytes]:
+    return [denoiser.process(f) for f in frames]
+
+
 _LAST_WORD = re.compile(r"([^\W\d_]+(?:'[^\W\d_]+)?)\W*$", re.UNICODE)
 
 
@@ -90,6 +126,10 @@ class Utterance:
     over_agent: bool = False
     #: set by the listener: this utterance made the agent stop
     interrupted_agent: bool = False
+    #: turn-model verdicts on this utterance's end-of-speech candidates (probabilities)
+    turn_probabilities: list[float] = field(default_factory=list)
+    #: CPU seconds the turn model spent on this utterance
+    turn_model_cpu_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,10 +176,20 @@ class TurnTaker:
         self._clock = clock
         self._listener = listener
         self._usage = usage
+        self._model = endpointing.turn_model
+        candidate_s = endpointing.turn_model_silence_s if self._model else endpointing.silence_s
+        self._candidate_s = candidate_s
         self.vad = VoiceActivityDetector(
             threshold=endpointing.vad_threshold,
-            min_silence_ms=round(endpointing.silence_s * 1000),
+            min_silence_ms=round(candidate_s * 1000),
         )
+        #: audio of the utterance in progress, for the turn model (last 8 s)
+        self._audio = bytearray()
+        self._verdict: asyncio.Task[TurnVerdict] | None = None
+        self._candidate_ms = 0  # stream time of the end-of-speech candidate
+        self.denoiser = Denoiser() if endpointing.noise_suppression else None
+        self._raw: list[bytes] = []  # caller frames waiting for the denoiser
+        self._denoising = False
         self._preroll: deque[bytes] = deque(maxlen=max(1, endpointing.preroll_ms // FRAME_MS))
         self._current: Utterance | None = None
         self._extension_until_ms: int | None = None  # stream time the extension ends
@@ -177,6 +227,8 @@ class TurnTaker:
             while True:
                 if self._error is not None:
                     raise self._error
+                if self._verdict is not None and self._verdict.done():
+                    await self._apply_verdict()
                 if not backlog:
                     if listening.done():
                         break
@@ -190,6 +242,7 @@ class TurnTaker:
                 finally:
                     self._handling = False
         finally:
+            self._drop_verdict()
             if not listening.done():
                 listening.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -204,6 +257,40 @@ class TurnTaker:
     def _on_frame(self, frame: bytes) -> None:
         if self._error is not None:
             return
+        if self.denoiser is not None:
+            self._raw.append(frame)
+            if not self._denoising:
+                self._denoise_next()
+            return
+        self._on_clean_frame(frame)
+
+    def _denoise_next(self) -> None:
+        """Send the frames waiting for the denoiser to its thread, one batch in flight."""
+        assert self.denoiser is not None
+        frames, self._raw = self._raw, []
+        self._denoising = True
+        loop = asyncio.get_running_loop()
+        job = _denoise_executor().submit(_denoise_all, self.denoiser, frames)
+
+        def landed(done: Future[list[bytes]]) -> None:
+            loop.call_soon_threadsafe(self._denoised, done)
+
+        job.add_done_callback(landed)
+
+    def _denoised(self, done: Future[list[bytes]]) -> None:
+        self._denoising = False
+        try:
+            frames = done.result()
+        except Exception as exc:  # raised again in consume(), on the engine's task
+            self._error = exc
+            self._poke()
+            return
+        for frame in frames:
+            self._on_clean_frame(frame)
+        if self._raw and self._error is None:
+            self._denoise_next()
+
+    def _on_clean_frame(self, frame: bytes) -> None:
         try:
             vad = self.vad
             event = vad.process(frame)
@@ -231,6 +318,8 @@ class TurnTaker:
 
     async def feed(self, frame: bytes) -> None:
         """One frame, handled now (what :meth:`consume` does for each, in order)."""
+        if self.denoiser is not None:
+            frame = self.denoiser.process(frame)
         vad = self.vad
         event = vad.process(frame)
         await self._handle(
@@ -241,8 +330,10 @@ class TurnTaker:
         frame, event = heard.frame, heard.event
         if not self._per_utterance or self._current is not None:
             await self._push(frame)
-        else:
+        if self._current is None and (self._per_utterance or self._model):
             self._preroll.append(frame)
+        if self._model and self._current is not None:
+            self._keep_audio(frame)
 
         if isinstance(event, SpeechStarted):
             await self._speech_started()
@@ -253,16 +344,23 @@ class TurnTaker:
                 self._current.voiced_ms += len(frame) * 1000 // (SAMPLE_RATE * BYTES_PER_SAMPLE)
             self._listener.speech_continues(self._current)
 
+        if self._verdict is not None and self._verdict.done():
+            await self._apply_verdict()
         if self._extension_until_ms is not None and heard.position_ms >= self._extension_until_ms:
             await self._end_turn()
 
     async def _speech_started(self) -> None:
         if self._current is not None and self._extension_until_ms is not None:
             self._extension_until_ms = None  # the caller went on: same utterance
+            self._drop_verdict()
             self._listener.speech_continues(self._current)
             return
         self._count += 1
         self._current = Utterance(index=self._count, started_at=self._clock.monotonic())
+        self._audio.clear()
+        if self._model:
+            for frame in self._preroll:
+                self._keep_audio(frame)
         if self._per_utterance:
             while self._preroll:
                 await self._push(self._preroll.popleft())
@@ -270,6 +368,19 @@ class TurnTaker:
 
     async def _speech_ended(self, position_ms: int) -> None:
         if self._current is None:
+            return
+        if self._model:
+            # a candidate: the model decides, the cap ends the turn if it says "incomplete"
+            extra = max(0.0, self._endpointing.turn_model_max_wait_s - self._candidate_s)
+            self._candidate_ms = position_ms
+            self._extension_until_ms = position_ms + round(extra * 1000)
+            self._current.end_wait_s = extra
+            self._drop_verdict()
+            verdict = asyncio.get_running_loop().create_task(
+                predict_async(bytes(self._audio)), name="turn-model"
+            )
+            verdict.add_done_callback(lambda _: self._poke())
+            self._verdict = verdict
             return
         wait = (
             0.0
@@ -282,14 +393,51 @@ class TurnTaker:
             self._extension_until_ms = position_ms + round(wait * 1000)
             self._current.end_wait_s = wait
 
+    def _keep_audio(self, frame: bytes) -> None:
+        audio = self._audio
+        audio += frame
+        if len(audio) > _TURN_AUDIO_BYTES + len(frame) * 50:  # trim now and then, not per frame
+            del audio[: len(audio) - _TURN_AUDIO_BYTES]
+
+    def _drop_verdict(self) -> None:
+        verdict, self._verdict = self._verdict, None
+        if verdict is not None and not verdict.done():
+            verdict.cancel()
+
+    async def _apply_verdict(self) -> None:
+        """The model has answered on the pending candidate: end the turn now or keep waiting."""
+        verdict, self._verdict = self._verdict, None
+        utterance = self._current
+        if verdict is None or utterance is None or self._extension_until_ms is None:
+            return
+        try:
+            result = verdict.result()
+        except asyncio.CancelledError:
+            return
+        except Exception:
+            log.exception("turn model failed: the turn ends on silence")
+            complete = True
+        else:
+            utterance.turn_probabilities.append(result.probability)
+            utterance.turn_model_cpu_s += result.cpu_s
+            complete = result.probability >= self._endpointing.turn_model_threshold
+            if complete and not self._per_utterance and utterance.partial:
+                complete = not ends_mid_phrase(utterance.partial)
+        if complete:
+            waited_ms = max(0, self.vad.position_ms - self._candidate_ms)
+            utterance.end_wait_s = waited_ms / 1000
+            await self._end_turn()
+
     async def _end_turn(self) -> None:
         utterance = self._current
         self._extension_until_ms = None
+        self._drop_verdict()
         if utterance is None:
             return
         self._current = None
+        self._audio.clear()
         utterance.ended_at = self._clock.monotonic()
-        utterance.end_wait_s += self._endpointing.silence_s
+        utterance.end_wait_s += self._candidate_s
         self._awaiting.append(utterance)
         await self._stream.finalize()
         self._listener.turn_ended(utterance)

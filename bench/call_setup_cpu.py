@@ -36,8 +36,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import cProfile
 import contextlib
+import cProfile
 import io
 import json
 import os
@@ -100,12 +100,12 @@ class StatementCounter:
         self.commits = 0
 
 
-async def run_sipp(port: int, number: str, workdir: Path, *, calls: int, hold_ms: int) -> None:
+def sipp_args(port: int, number: str, workdir: Path, *, calls: int, hold_ms: int) -> list[str]:
     from tests.telephony.sipp import free_port
 
     workdir.mkdir(parents=True, exist_ok=True)
     path = scenario(workdir / f"call-{hold_ms}.xml", hold_ms=hold_ms)
-    args = [
+    return [
         SIPP,
         f"127.0.0.1:{port}",
         "-sf",
@@ -129,6 +129,11 @@ async def run_sipp(port: int, number: str, workdir: Path, *, calls: int, hold_ms
         "-error_file",
         str(workdir / "errors.log"),
     ]
+
+
+async def run_sipp(port: int, number: str, workdir: Path, *, calls: int, hold_ms: int) -> None:
+    """sipp places ``calls`` calls to ``number``, one at a time; raises unless all passed."""
+    args = sipp_args(port, number, workdir, calls=calls, hold_ms=hold_ms)
     proc = await asyncio.create_subprocess_exec(
         *args, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -142,6 +147,10 @@ async def run_sipp(port: int, number: str, workdir: Path, *, calls: int, hold_ms
 async def platform_side(backend: str, tmp: Path) -> AsyncIterator[Any]:
     """Services on a fresh store, two agents with a number each, a started gateway."""
     import httpx
+    from tests.api.conftest import RecordingDialer
+    from tests.db import postgres_database, sqlite_database
+    from tests.fakes.openai_chat import FakeOpenAI
+    from tests.fakes.server import serve as serve_fake
 
     from flireo.api.app import create_app
     from flireo.security.secrets import Keyring, new_master_key
@@ -152,10 +161,6 @@ async def platform_side(backend: str, tmp: Path) -> AsyncIterator[Any]:
     from flireo.services.sip_gateway import SipGateway
     from flireo.settings import Settings
     from flireo.telephony.sip.ua import SipEndpoint
-    from tests.api.conftest import RecordingDialer
-    from tests.db import postgres_database, sqlite_database
-    from tests.fakes.openai_chat import FakeOpenAI
-    from tests.fakes.server import serve as serve_fake
 
     settings = Settings(
         data_dir=tmp,
@@ -166,7 +171,9 @@ async def platform_side(backend: str, tmp: Path) -> AsyncIterator[Any]:
         sip_invite_limit=1_000_000,
     )
     db = await (sqlite_database(tmp) if backend == "sqlite" else postgres_database())
-    svc = build_services(settings, dialer=RecordingDialer(), db=db, keyring=Keyring([new_master_key()]))
+    svc = build_services(
+        settings, dialer=RecordingDialer(), db=db, keyring=Keyring([new_master_key()])
+    )
     await svc.bus.start()
     fake = FakeOpenAI(api_key="sk-fake-openai")
     with serve_fake(fake.app()) as llm:
@@ -266,6 +273,15 @@ async def settle(gw: Any, expected: int, timeout_s: float = 60.0) -> None:
     raise RuntimeError(f"calls did not finish: {await finished_calls(gw)} of {expected}")
 
 
+async def quiet(gw: Any, timeout_s: float = 60.0) -> None:
+    """Until the gateway holds no live call, without touching the store."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not gw.legs and not gw._tasks:
+            return
+        await asyncio.sleep(0.05)
+
+
 async def idle_cpu_rate(seconds: float = 2.0) -> float:
     """CPU seconds per wall second this process spends idle (timers, the fake LLM...)."""
     c0, w0 = time.process_time(), time.perf_counter()
@@ -283,8 +299,11 @@ async def measure(
         async with platform_side(backend, tmp) as gw:
             counter.attach(gw.svc.db.engine)
             done = 0
+            port = gw.endpoint.port
             for variant, number in NUMBERS.items():
-                await run_sipp(gw.endpoint.port, number, tmp / "warm", calls=warmup, hold_ms=hold_ms)
+                await run_sipp(
+                    gw.endpoint.port, number, tmp / "warm", calls=warmup, hold_ms=hold_ms
+                )
                 done += warmup
                 await settle(gw, done)
                 idle = await idle_cpu_rate()
@@ -293,7 +312,9 @@ async def measure(
                 if profiler is not None:
                     profiler.enable()
                 c0, w0 = time.process_time(), time.perf_counter()
-                await run_sipp(gw.endpoint.port, number, tmp / variant, calls=calls, hold_ms=hold_ms)
+                await run_sipp(
+                    gw.endpoint.port, number, tmp / variant, calls=calls, hold_ms=hold_ms
+                )
                 done += calls
                 await settle(gw, done)
                 cpu, wall = time.process_time() - c0, time.perf_counter() - w0
@@ -315,11 +336,10 @@ async def measure(
                 }
                 # count once more without the settle polling, on one call
                 counter.mark()
-                await run_sipp(gw.endpoint.port, number, tmp / "count", calls=1, hold_ms=hold_ms)
+                await run_sipp(port, number, tmp / "count", calls=1, hold_ms=hold_ms)
                 done += 1
                 await asyncio.sleep(0.3)  # no polling while the call runs
-                while gw.legs or gw._tasks:
-                    await asyncio.sleep(0.05)
+                await quiet(gw)
                 one = dict(counter.kinds)
                 one_commits = counter.commits
                 await settle(gw, done)

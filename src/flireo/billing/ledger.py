@@ -10,12 +10,20 @@ from __future__ import annotations
 
 import math
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, Final
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from flireo.clock import utcnow
 from flireo.domain.usage import VendorUsage
-from flireo.store.tables import Call, Organization, PhoneNumber, UsageLog
+from flireo.store.tables import Call, Organization, PhoneNumber, UsageLog, new_id
+
+#: Core statements on the tables: the call's row is known, no ORM unit of work needed
+_USAGE: Final[Table] = UsageLog.__table__  # type: ignore[assignment]
+_ORGS: Final[Table] = Organization.__table__  # type: ignore[assignment]
 
 
 def billable_minutes(seconds: int) -> int:
@@ -28,48 +36,54 @@ def cost_of(minutes: int, price_per_minute: Decimal) -> Decimal:
 
 async def record_usage(
     session: AsyncSession, call: Call, usage: VendorUsage, price_per_minute: Decimal
-) -> UsageLog:
-    """The call's usage log (created once; later calls return the existing one)."""
-    with session.no_autoflush:  # the call's pending changes go out with the log, at once
-        existing = (
-            await session.execute(select(UsageLog).where(UsageLog.call_id == call.id))
-        ).scalar_one_or_none()
-        if existing is not None:
-            return existing
-        number = (  # the number the call was made with is on the call already
-            await session.get(PhoneNumber, call.number_id)
-            if call.number_id and not call.assistant_phone
-            else None
-        )
+) -> bool:
+    """Write the call's usage log and debit its minutes; False (nothing written or
+    debited) when the call already has one. Sets ``call.cost`` (flushed with the
+    call's other changes). Core statements: the log's INSERT skips a duplicate
+    ``call_id`` (the unique index), and the debit runs only when the log went in."""
+    number = (  # the number the call was made with is on the call already
+        await session.get(PhoneNumber, call.number_id)
+        if call.number_id and not call.assistant_phone
+        else None
+    )
     seconds = call.duration_seconds or 0
     minutes = billable_minutes(seconds)
     cost = cost_of(minutes, price_per_minute)
-    log = UsageLog(
-        org_id=call.org_id,
-        call_id=call.id,
-        agent_id=call.agent_id,
-        number_id=call.number_id,
-        direction=call.direction,
-        phone_number=number.phone_number if number else call.assistant_phone,
-        duration_seconds=seconds,
-        minutes_used=minutes,
-        cost=cost,
-        stt_seconds=usage.stt_seconds,
-        llm_prompt_tokens=usage.llm_prompt_tokens,
-        llm_completion_tokens=usage.llm_completion_tokens,
-        tts_characters=usage.tts_characters,
-        vendor_usage=usage.model_dump(),
-    )
-    call.cost = cost  # before the flush: one UPDATE of the call, not two
-    session.add(log)
-    await session.flush()
+    values = {
+        "id": new_id(),
+        "org_id": call.org_id,
+        "call_id": call.id,
+        "agent_id": call.agent_id,
+        "number_id": call.number_id,
+        "direction": call.direction,
+        "phone_number": number.phone_number if number else call.assistant_phone,
+        "duration_seconds": seconds,
+        "minutes_used": minutes,
+        "cost": cost,
+        "stt_seconds": usage.stt_seconds,
+        "llm_prompt_tokens": usage.llm_prompt_tokens,
+        "llm_completion_tokens": usage.llm_completion_tokens,
+        "tts_characters": usage.tts_characters,
+        "vendor_usage": usage.model_dump(),
+        "created_at": utcnow(),
+    }
+    dialect = session.get_bind().dialect.name
+    once = (pg_insert if dialect == "postgresql" else sqlite_insert)(_USAGE).values(values)
+    written = await session.execute(once.on_conflict_do_nothing(index_elements=["call_id"]))
+    if not _rowcount(written):
+        return False
+    call.cost = cost
     if minutes:
         await session.execute(
-            update(Organization)
-            .where(Organization.id == call.org_id)
-            .values(minutes_balance=Organization.minutes_balance - minutes)
+            update(_ORGS)
+            .where(_ORGS.c.id == call.org_id)
+            .values(minutes_balance=_ORGS.c.minutes_balance - minutes)
         )
-    return log
+    return True
+
+
+def _rowcount(result: Any) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 async def has_credit(session: AsyncSession, org_id: str) -> bool:

@@ -10,21 +10,22 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
+from sqlalchemy import Select, Table, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flireo.billing.ledger import record_usage
 from flireo.bus.base import Bus
-from flireo.clock import Clock
+from flireo.clock import Clock, utcnow
 from flireo.domain.calls import FINAL_STATUSES
 from flireo.domain.usage import VendorUsage
 from flireo.recordings.service import KeptRecording, note_recording
-from flireo.services.calls import set_status
+from flireo.services.calls import ALLOWED_TRANSITIONS, set_status
 from flireo.services.live_events import publish_status
 from flireo.settings import Settings
 from flireo.store.db import Database
-from flireo.store.tables import Agent, AnalysisJob, Call
+from flireo.store.tables import Agent, AnalysisJob, Call, PhoneNumber
 from flireo.webhooks import outbox, payloads
 
 
@@ -43,6 +44,37 @@ class CallCompletion:
     usage: VendorUsage = field(default_factory=VendorUsage)
     #: the call's recording, stored (or queued for another try) before the call ends
     recording: KeptRecording | None = None
+
+
+#: Core statements on the calls table
+_CALLS: Final[Table] = Call.__table__  # type: ignore[assignment]
+#: what a status-update needs of the call, returned by the transition's UPDATE
+_WEBHOOK_FIELDS = tuple(
+    _CALLS.c[name]
+    for name in (
+        "org_id",
+        "agent_id",
+        "number_id",
+        "direction",
+        "overrides",
+        "assistant_phone",
+        "caller_phone",
+        "ended_reason",
+        "started_at",
+        "owner_node",
+    )
+)
+
+
+def _finish_query(call_id: str) -> Select[Call, Agent | None, str | None]:
+    """The call (locked until the commit), its agent and its number's name."""
+    return (
+        select(Call, Agent, PhoneNumber.name)
+        .outerjoin(Agent, Agent.id == Call.agent_id)
+        .outerjoin(PhoneNumber, PhoneNumber.id == Call.number_id)
+        .where(Call.id == call_id)
+        .with_for_update(of=Call)
+    )
 
 
 def analysis_plan(call: Call, agent: Agent | None) -> dict[str, Any] | None:
@@ -70,10 +102,18 @@ class CallLifecycle:
         self._on_webhook = on_webhook or (lambda: None)
         self._on_analysis = on_analysis or (lambda: None)
 
-    async def open(self, call: Call, status: str, *, agent: Agent | None) -> None:
+    async def open(
+        self,
+        call: Call,
+        status: str,
+        *,
+        agent: Agent | None,
+        number: outbox.KnownName = outbox.LOAD,
+    ) -> None:
         """Store a new call record and move it on to ``status`` (e.g. ``connecting`` →
         ``ringing``) with that status-update, in one transaction. ``agent`` is the
-        call's agent as the caller just read it (its webhook settings)."""
+        call's agent as the caller just read it (its webhook settings), ``number``
+        the name of its number (read here when not given)."""
         if status in FINAL_STATUSES:
             raise ValueError("use finish() to end a call")
         now = self.clock.now()
@@ -82,7 +122,9 @@ class CallLifecycle:
             moved = set_status(call, status, now=now)  # inserted at ``status``: one statement
             s.add(call)
             if moved:
-                queued = await outbox.enqueue_status(s, call, status, now=now, agent=agent)
+                queued = await outbox.enqueue_status(
+                    s, call, status, now=now, agent=agent, number=number
+                )
             org_id, call_id = call.org_id, call.id
         if queued is not None:
             self._on_webhook()
@@ -97,22 +139,45 @@ class CallLifecycle:
         error: str | None = None,
         owner_node: str | None = None,
         agent: outbox.KnownAgent = outbox.LOAD,
+        number: outbox.KnownName = outbox.LOAD,
     ) -> bool:
         """A non-final status change (``ringing``, ``in-progress``) and its webhook;
         ``owner_node`` also marks which node runs the call (same transaction).
-        ``agent``: the call's agent read moments ago (else it is read here)."""
+        ``agent``, ``number``: the call's agent and its number's name as read moments
+        ago (else they are read here).
+
+        The change is one Core ``UPDATE ... WHERE status IN (the statuses it may
+        come from) RETURNING`` the fields the webhook needs: no row is loaded
+        first, and a call that moved on meanwhile is simply not matched."""
         if status in FINAL_STATUSES:
             raise ValueError("use finish() to end a call")
+        sources = [old for old, targets in ALLOWED_TRANSITIONS.items() if status in targets]
         now = self.clock.now()
+        values: dict[str, Any] = {"status": status, "updated_at": utcnow()}
+        if status == "in-progress":
+            values["started_at"] = func.coalesce(_CALLS.c.started_at, now)
+        if owner_node is not None:
+            values["owner_node"] = owner_node
+        moved = (
+            update(_CALLS)
+            .where(_CALLS.c.id == call_id, _CALLS.c.status.in_(sources))
+            .values(values)
+            .returning(*_WEBHOOK_FIELDS)
+        )
         async with self.db.transaction() as s:
-            call = await s.get(Call, call_id, with_for_update=True)
-            if call is None:
+            row = (await s.execute(moved)).first()
+            if row is None:
+                if owner_node is not None:  # not moved, but the node still owns it
+                    await s.execute(
+                        update(_CALLS)
+                        .where(_CALLS.c.id == call_id)
+                        .values(owner_node=owner_node, updated_at=utcnow())
+                    )
                 return False
-            if owner_node is not None:
-                call.owner_node = owner_node
-            if not set_status(call, status, now=now):
-                return False
-            queued = await outbox.enqueue_status(s, call, status, now=now, error=error, agent=agent)
+            call = Call(id=call_id, status=status, **row._asdict())
+            queued = await outbox.enqueue_status(
+                s, call, status, now=now, error=error, agent=agent, number=number
+            )
             org_id = call.org_id
         if queued is not None:
             self._on_webhook()
@@ -120,14 +185,20 @@ class CallLifecycle:
         return True
 
     async def finish(self, call_id: str, completion: CallCompletion) -> bool:
-        """End the call once; False when it had already ended (nothing changes)."""
+        """End the call once; False when it had already ended (nothing changes).
+
+        One statement reads the call (locked), its agent and its number's name;
+        the usage log, the debit and the outbox rows are Core inserts; the call's
+        changes go out as one UPDATE at the commit."""
         now = self.clock.now()
         async with self.db.transaction() as s:
-            call = await s.get(Call, call_id, with_for_update=True)
+            found = (await s.execute(_finish_query(call_id))).first()
+            if found is None:
+                return False
             # held for the whole transaction: the session's identity map keeps rows only
             # while someone refers to them, and the outbox and the report both need it
-            agent = await s.get(Agent, call.agent_id) if call and call.agent_id else None
-            if call is None or not set_status(
+            call, agent, number_name = found
+            if not set_status(
                 call,
                 completion.status,
                 now=now,
@@ -151,9 +222,17 @@ class CallLifecycle:
                 )
             await record_usage(s, call, completion.usage, self.settings.price_per_minute)
             status_event = await outbox.enqueue_status(
-                s, call, completion.status, now=now, error=completion.error
+                s,
+                call,
+                completion.status,
+                now=now,
+                error=completion.error,
+                agent=agent,
+                number=number_name,
             )
-            wants_analysis, report = await self._queue_report(s, call, agent, completion)
+            wants_analysis, report = await self._queue_report(
+                s, call, agent, number_name, completion
+            )
             org_id = call.org_id
         if status_event is not None or report:
             self._on_webhook()
@@ -165,7 +244,12 @@ class CallLifecycle:
         return True
 
     async def _queue_report(
-        self, s: AsyncSession, call: Call, agent: Agent | None, completion: CallCompletion
+        self,
+        s: AsyncSession,
+        call: Call,
+        agent: Agent | None,
+        number_name: str | None,
+        completion: CallCompletion,
     ) -> tuple[bool, bool]:
         """The end-of-call report: now, or held until the analysis is done (at most
         ``analysis_max_wait_seconds``). Returns whether analysis was queued and
@@ -183,6 +267,8 @@ class CallLifecycle:
                 render=lambda name: payloads.end_of_call_report(
                     call, number_name=name, now=now, settings=self.settings
                 ),
+                agent=agent,
+                number=number_name,
             )
             return False, queued is not None
         call.analysis_status = "pending"
@@ -190,5 +276,7 @@ class CallLifecycle:
             AnalysisJob(call_id=call.id, org_id=call.org_id, status="pending", next_attempt_at=now)
         )
         hold = now + timedelta(seconds=self.settings.analysis_max_wait_seconds)
-        queued = await outbox.enqueue(s, call, "end-of-call-report", now=now, hold_until=hold)
+        queued = await outbox.enqueue(
+            s, call, "end-of-call-report", now=now, hold_until=hold, agent=agent
+        )
         return True, queued is not None

@@ -49,7 +49,7 @@ from flireo.recordings.encode import RecordingFormat
 from flireo.recordings.service import RECORDING_FINISH_BOUND_S, recording_format_for
 from flireo.services.call_lifecycle import CallCompletion, CallLifecycle
 from flireo.services.container import Services
-from flireo.services.credentials import resolve_key
+from flireo.services.credentials import resolve_keys
 from flireo.services.inbound import CallRows
 from flireo.services.live_events import BusEventSink
 from flireo.services.session_config import build_session_config, effective_configs
@@ -172,24 +172,24 @@ class CallRunner:
                 call, agent, number = await self._rows(s, call_id)
             if agent is None or agent.org_id != call.org_id:
                 raise CallSetupError("assistant-not-found", "the call has no agent")
-            secret = (
-                await svc.vault.reveal(s, call.org_id, agent.webhook_secret_id)
-                if agent.webhook_secret_id
-                else None
-            )
             configs = effective_configs(call, agent)
+            # the vendors' keys and the webhook secret: one statement
+            keys, secret = await resolve_keys(
+                s,
+                svc.vault,
+                svc.settings,
+                call.org_id,
+                {name: str(cfg.get("provider") or "") for name, cfg in configs.items()},
+                webhook_secret_id=agent.webhook_secret_id,
+            )
             try:
-                config = build_session_config(call, agent, number=number, webhook_secret=secret)
+                config = build_session_config(
+                    call, agent, number=number, webhook_secret=secret, configs=configs
+                )
             except (ValidationError, ValueError, TypeError) as exc:
                 raise CallSetupError(
                     "assistant-not-valid", f"the agent's configuration is invalid: {exc}"
                 ) from exc
-            keys = {
-                name: await resolve_key(
-                    s, svc.vault, svc.settings, call.org_id, str(cfg.get("provider") or "")
-                )
-                for name, cfg in configs.items()
-            }
             org_id = call.org_id
             recording_format = recording_format_for(call, agent)
         pipeline = self._pipeline(configs, keys)
@@ -302,7 +302,11 @@ class CallRunner:
             )
             # owned by this node (restart recovery ends only its own calls), now live
             await self.lifecycle.transition(
-                call_id, "in-progress", owner_node=self.node_id, agent=prepared.agent
+                call_id,
+                "in-progress",
+                owner_node=self.node_id,
+                agent=prepared.agent,
+                number=prepared.config.call.phone_number_name,
             )
             outcome = await session.run()
         except BaseException as exc:

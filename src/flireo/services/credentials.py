@@ -9,7 +9,9 @@ a platform key, which must not go to an address an agent chose.
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from collections.abc import Mapping
+
+from sqlalchemy import literal, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flireo.domain.byok import BYOK_PROVIDERS, ByokKeyInfo, ByokKeysResponse, KeySource
@@ -58,6 +60,49 @@ async def resolve_key(
         if value:
             return value
     return platform_key(settings, key_name)
+
+
+#: :func:`resolve_keys`' label for the webhook signing secret among the keys
+WEBHOOK_SECRET = "webhook secret"
+
+
+async def resolve_keys(
+    session: AsyncSession,
+    vault: Vault,
+    settings: Settings,
+    org_id: str,
+    providers: Mapping[str, str],
+    *,
+    webhook_secret_id: str | None = None,
+) -> tuple[dict[str, str | None], str | None]:
+    """:func:`resolve_key` for each ``name → provider`` of ``providers``, and the
+    webhook signing secret ``webhook_secret_id`` (if any), in one statement."""
+    names = {name: KEY_FOR_PROVIDER.get(provider) for name, provider in providers.items()}
+    wanted = sorted({k for k in names.values() if k is not None})
+    queries = []
+    if wanted:
+        queries.append(
+            select(ByokKey.provider.label("label"), Secret.org_id, Secret.ciphertext)
+            .join(Secret, Secret.id == ByokKey.secret_id)
+            .where(ByokKey.org_id == org_id, ByokKey.provider.in_(wanted))
+        )
+    if webhook_secret_id is not None:
+        queries.append(
+            select(literal(WEBHOOK_SECRET).label("label"), Secret.org_id, Secret.ciphertext).where(
+                Secret.id == webhook_secret_id
+            )
+        )
+    found: dict[str, str] = {}
+    if queries:
+        statement = queries[0] if len(queries) == 1 else union_all(*queries)
+        for label, owner, ciphertext in (await session.execute(statement)).all():
+            if owner == org_id:
+                found[label] = vault.decrypt(org_id, ciphertext)
+    keys = {
+        name: (found.get(key) or platform_key(settings, key)) if key is not None else None
+        for name, key in names.items()
+    }
+    return keys, found.get(WEBHOOK_SECRET)
 
 
 async def key_sources(

@@ -23,9 +23,10 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
+from typing import Final
 
 import structlog
-from sqlalchemy import Select, select
+from sqlalchemy import Select, Table, select, update
 
 from flireo.services.assistant_request import ask_assistant
 from flireo.services.call_lifecycle import CallCompletion, CallLifecycle
@@ -45,6 +46,7 @@ NO_CREDIT_REASON = "insufficient-credits"
 ASSISTANT_REJECTED_REASON = "assistant-request-returned-error"
 
 _NOT_DIGITS = re.compile(r"[^0-9]")
+_CALLS: Final[Table] = Call.__table__  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
@@ -144,7 +146,7 @@ async def admit_inbound(
         business_name=agent.business_name,
         owner_node=services.settings.node_id,
     )
-    await lifecycle.open(call, "ringing", agent=agent)
+    await lifecycle.open(call, "ringing", agent=agent, number=number.name)
     trunk_id = trunk.id if trunk else None
     try:
         return await _decide(services, lifecycle, CallRows(call, agent, number), org, trunk_id)
@@ -204,9 +206,9 @@ async def _decide(
             0, call_id=call_id, reject_message=decision.reject_message, trunk_id=trunk_id
         )
     if decision.overrides:
+        # the record was written by this admission moments ago: its overrides are ours
+        merged = {**(call.overrides or {}), **decision.overrides}
         async with services.db.transaction() as s:
-            stored = await s.get(Call, call_id)
-            if stored is not None:
-                stored.overrides = {**(stored.overrides or {}), **decision.overrides}
-                call.overrides = stored.overrides
+            await s.execute(update(_CALLS).where(_CALLS.c.id == call_id).values(overrides=merged))
+        call.overrides = merged
     return Admission(0, call_id=call_id, trunk_id=trunk_id, rows=rows)

@@ -55,9 +55,11 @@ def build_session_config(
     *,
     number: PhoneNumber | None,
     webhook_secret: str | None,
+    configs: dict[str, dict[str, Any]] | None = None,
 ) -> SessionConfig:
+    """``configs``: :func:`effective_configs` of this call, when the caller has them."""
     overrides = call.overrides or {}
-    configs = effective_configs(call, agent)
+    configs = configs if configs is not None else effective_configs(call, agent)
     llm, stt = configs["llm_config"], configs["stt_config"]
     conversation = agent.conversation or {}
     start = conversation.get("start_speaking_plan") or {}
@@ -65,6 +67,8 @@ def build_session_config(
     endpointing = Endpointing(
         silence_s=float(start.get("waitSeconds", 0.4)),
         max_extension_s=0.8 if start.get("smartEndpointingEnabled", True) else 0.0,
+        turn_model=bool(start.get("smartEndpointingEnabled", True)),
+        noise_suppression=bool(stt.get("noiseSuppression", False)),
     )
     barge_in = BargeIn(
         min_speech_ms=int(float(stop.get("voiceSeconds", 0.5)) * 1000),

@@ -450,6 +450,38 @@ class Cluster:
 
 
 # ======================================================================================
+# the API
+# ======================================================================================
+def calls(cluster: Cluster, worker: Worker, **params: Any) -> list[dict[str, Any]]:
+    """Every call of the organization, through ``worker``'s API."""
+    out: list[dict[str, Any]] = []
+    with cluster.client(worker) as api:
+        while True:
+            r = api.get("/calls", params={**params, "limit": 100, "offset": len(out)})
+            r.raise_for_status()
+            page = r.json()
+            out += page["calls"]
+            if len(out) >= page["pagination"]["total"] or not page["calls"]:
+                return out
+
+
+def ended_calls(cluster: Cluster, worker: Worker, n: int) -> list[dict[str, Any]] | None:
+    """The ended calls once there are ``n`` of them."""
+    ended = calls(cluster, worker, status="ended")
+    return ended if len(ended) == n else None
+
+
+def wait_for(what: str, check: Any, timeout_s: float, cluster: Cluster) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}\n{cluster.logs()}")
+
+
+# ======================================================================================
 # sipp
 # ======================================================================================
 _UAC = """<?xml version="1.0" encoding="ISO-8859-1" ?>
@@ -831,3 +863,105 @@ def answered_by(messages: str) -> Counter[str]:
         if contact and call_id:
             seen.setdefault(call_id.group(1), contact.group(1))
     return Counter(seen.values())
+
+
+class SippCarrier:
+    """sipp as the carrier behind Kamailio (dispatcher set 2): answers every call."""
+
+    def __init__(self, workdir: Path, *, min_ms: int = 300, max_ms: int = 1500) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.workdir = workdir
+        self.port = free_udp_port("127.0.0.1")
+        self.args = [
+            SIPP,
+            "-sf",
+            str(uas_scenario(workdir / "uas.xml", min_ms=min_ms, max_ms=max_ms)),
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-mp",
+            str(free_udp_port("127.0.0.1")),
+            "-t",
+            "u1",
+            "-m",
+            "1000000",
+            "-nostdin",
+            "-timeout",
+            "900s",
+            "-recv_timeout",
+            "20000",
+            # a call whose worker died just ends (no BYE retried into nowhere)
+            "-default_behaviors",
+            "none",
+            "-trace_msg",
+            "-message_file",
+            str(workdir / "messages.log"),
+            "-trace_err",
+            "-error_file",
+            str(workdir / "errors.log"),
+        ]
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return "127.0.0.1", self.port
+
+    def start(self) -> SippCarrier:
+        with (self.workdir / "output.log").open("wb") as out:
+            self.proc = subprocess.Popen(
+                self.args,
+                cwd=self.workdir,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "TERM": "dumb"},
+            )
+        for _ in range(200):
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                try:
+                    s.bind(("127.0.0.1", self.port))
+                except OSError:
+                    return self
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.02)
+        raise RuntimeError(f"sipp carrier did not start: {read(self.workdir / 'output.log')}")
+
+    def stop(self) -> str:
+        """SIGTERM (sipp writes out its trace), then the trace."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return read(self.workdir / "messages.log")
+
+
+_INVITE_TO = re.compile(r"^INVITE sip:([^@;>]+)@", re.MULTILINE)
+
+
+def invites_per_number(messages: str) -> dict[str, set[str]]:
+    """Distinct Call-IDs of the INVITEs the carrier received, per dialed number
+    (retransmissions of one INVITE count once)."""
+    out: dict[str, set[str]] = {}
+    for message in trace_blocks(messages, "received"):
+        number = _INVITE_TO.match(message)
+        call_id = _CALL_ID.search(message)
+        if number and call_id:
+            out.setdefault(number.group(1), set()).add(call_id.group(1))
+    return out
+
+
+_ROUTED = re.compile(r"\{1 1 INVITE (\S+)\} .*?(?:to worker|retried on worker) sip:([0-9.]+):(\d+)")
+
+
+def kamailio_routes(log: str) -> dict[str, str]:
+    """SIP Call-ID → the worker (host) Kamailio last sent the call's INVITE to,
+    from its log lines (the cfg's log_prefix carries the Call-ID)."""
+    out: dict[str, str] = {}
+    for match in _ROUTED.finditer(log):
+        out[match.group(1)] = match.group(2)
+    return out

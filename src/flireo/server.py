@@ -202,7 +202,8 @@ async def serve(settings: Settings, console: Console | None = None) -> None:
             await heartbeat.stop()
         await services.bus.stop()
         await analysis.stop()
-        await deliverer.stop()
+        # deliveries in flight finish: their leases would hold them from the other workers
+        await deliverer.stop(grace_s=settings.webhook_timeout_seconds + 1)
         await services.http.aclose()
         await db.dispose()
 

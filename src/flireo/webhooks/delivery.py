@@ -86,6 +86,10 @@ class WebhookDeliverer:
         self._sem = asyncio.Semaphore(concurrency)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        #: set between rounds; ``stop(grace_s=...)`` lets a round in flight finish
+        self._between = asyncio.Event()
+        self._between.set()
+        self._stopping = False
 
     def kick(self) -> None:
         """Look for due events now (called after an enqueue in this process)."""
@@ -94,7 +98,13 @@ class WebhookDeliverer:
     async def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="webhook-deliverer")
 
-    async def stop(self) -> None:
+    async def stop(self, *, grace_s: float = 0.0) -> None:
+        """Stop; ``grace_s``: first let the deliveries in flight finish (at most that
+        long), so their leases do not keep another worker from them after we exit."""
+        self._stopping = True
+        if self._task is not None and grace_s > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._between.wait(), grace_s)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -102,12 +112,17 @@ class WebhookDeliverer:
             self._task = None
 
     async def _loop(self) -> None:
-        while True:
+        while not self._stopping:
+            self._between.clear()
             try:
                 busy = await self.run_once()
             except Exception:  # the loop must survive a database hiccup
                 log.exception("webhook delivery round failed")
                 busy = 0
+            finally:
+                self._between.set()
+            if self._stopping:
+                return
             if busy:
                 continue
             self._wake.clear()

@@ -121,8 +121,6 @@ class WebhookDeliverer:
                 busy = 0
             finally:
                 self._between.set()
-            if self._stopping:
-                return
             if busy:
                 continue
             self._wake.clear()

@@ -300,18 +300,30 @@ async def run_level(
         order = [rng.randrange(len(lines)) for _ in range(turns)]
         delay = 0.0 if call == 0 else rng.uniform(0, cycle)
         tasks.append(run_call(call, stt, tts, lines, order, delay, vad_lag_s, level))
+    counters = ("decoded", "speculation_hits", "fallbacks")
+    before = {name: getattr(stt, name, None) for name in counters}
     load_before = round(os.getloadavg()[0], 2)
     cpu0, wall0 = time.process_time(), time.perf_counter()
     await asyncio.gather(*tasks)
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
-    return summarize(level, wall, cpu, (load_before, round(os.getloadavg()[0], 2)))
+    summary = summarize(level, wall, cpu, (load_before, round(os.getloadavg()[0], 2)))
+    for name, start in before.items():
+        if isinstance(start, int):  # the provider counts its work (after the issue-15 change)
+            summary[f"whisper_{name}"] = getattr(stt, name) - start
+    return summary
 
 
 def describe_code() -> dict[str, Any]:
     import flireo.providers.stt.local_whisper as lw
 
     described: dict[str, Any] = {"stt": "flireo.providers.stt.local_whisper.WhisperSTT()"}
-    for name in ("WHISPER_THREADS", "WHISPER_WORKERS", "ENCODER_SECONDS", "SPECULATE_AFTER_MS"):
+    for name in (
+        "WHISPER_THREADS",
+        "WHISPER_WORKERS",
+        "ENCODER_SECONDS",
+        "SPECULATE_AFTER_MS",
+        "SPEECH_PAD_S",
+    ):
         if hasattr(lw, name):
             described[name] = getattr(lw, name)
     from flireo.media import cpu
@@ -368,7 +380,13 @@ async def main() -> int:
             f"p95 {summary['stt_ms']['p95']:.0f} | tts first p50 "
             f"{summary['tts_first_ms']['p50']:.0f} p95 {summary['tts_first_ms']['p95']:.0f} | "
             f"WER {summary['wer']:.3f} | cores busy {summary['cores_busy']:.2f} | "
-            f"load {summary['loadavg_before']}→{summary['loadavg_after']}",
+            f"load {summary['loadavg_before']}→{summary['loadavg_after']}"
+            + (
+                f" | whisper runs {summary['whisper_decoded']}, speculation hits "
+                f"{summary['whisper_speculation_hits']}, fallbacks {summary['whisper_fallbacks']}"
+                if "whisper_decoded" in summary
+                else ""
+            ),
             flush=True,
         )
 

@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from flireo.errors import ProviderError
-from flireo.media.cpu import run_cpu
+from flireo.media.cpu import Priority, run_cpu
 from flireo.providers.stt.base import SpeechToTextStream, Transcript
 
 __all__ = ["POCKETSPHINX_PROVIDER", "PocketsphinxSTT", "PocketsphinxStream"]
@@ -164,7 +164,7 @@ class PocketsphinxStream:
                 if isinstance(job, _Close):
                     break
                 if isinstance(job, _Finalize):
-                    text = await run_cpu(_final, decoder)
+                    text = await run_cpu(_final, decoder, priority=Priority.URGENT)
                     self._finals_pending -= 1
                     hypothesis = ""
                     self._out.put_nowait(Transcript(text=text, is_final=True, language="en"))
@@ -172,7 +172,10 @@ class PocketsphinxStream:
                 if self._closed and not self._finals_pending:
                     continue  # closing: audio no final was asked for is not decoded
                 audio, pending = self._batch(job)
-                text = await run_cpu(_decode, decoder, audio)
+                # audio before an asked-for final is on a waiting caller's path
+                urgent = self._finals_pending > 0 or isinstance(pending, _Finalize)
+                priority = Priority.URGENT if urgent else Priority.NORMAL
+                text = await run_cpu(_decode, decoder, audio, priority=priority)
                 self.batches += 1
                 if text and text != hypothesis:
                     hypothesis = text

@@ -5,13 +5,14 @@ The voice is loaded once per process (thread-safe, SHA-256 checked) and shared
 by every call. Piper 1.8 synthesizes one sentence at a time, so
 :meth:`PiperTTS.synthesize` yields one :class:`AudioChunk` per sentence at the
 voice's native rate (22,050 Hz): the first arrives after the first sentence
-is done. Every model step runs in the shared CPU pool.
+is done. Every model step runs in the shared CPU pool: the first sentence
+at :attr:`~flireo.media.cpu.Priority.URGENT` (a caller is waiting for the
+reply to start), the rest at ``NORMAL`` (they play after it).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from typing import Any
 
 from flireo.errors import ProviderError
 from flireo.media.checksum import ChecksumMismatch, verify_sha256
-from flireo.media.cpu import run_cpu
+from flireo.media.cpu import Priority, run_cpu, threads_per_job
 from flireo.providers.tts.base import AudioChunk
 
 __all__ = [
@@ -32,9 +33,10 @@ __all__ = [
 ]
 
 PIPER_PROVIDER = "piper"
-#: ONNX threads per synthesis: two halves Piper's time to first audio on this
-#: hardware; more would only fight the other calls in the CPU pool.
-PIPER_THREADS = min(2, os.cpu_count() or 1)
+#: ONNX threads per synthesis: the CPU pool's share of the cores per worker (two
+#: threads halve Piper's time to first audio for one call alone, but with a
+#: worker per core they would only fight the other calls' work in the pool).
+PIPER_THREADS = min(2, threads_per_job())
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +139,9 @@ def _load(spec: PiperVoiceSpec) -> Any:
     opts = onnxruntime.SessionOptions()
     opts.intra_op_num_threads = PIPER_THREADS
     opts.inter_op_num_threads = 1
+    # idle threads sleep instead of spinning: on a shared box a spinning thread
+    # burns the core another call's Whisper or Piper is waiting for
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = onnxruntime.InferenceSession(
         str(model), sess_options=opts, providers=["CPUExecutionProvider"]
     )
@@ -203,10 +208,12 @@ class PiperTTS:
         if not text.strip():
             return
         try:
-            voice = await run_cpu(load_piper_voice, self.voice)
+            voice = await run_cpu(load_piper_voice, self.voice, priority=Priority.URGENT)
             sentences = self._sentences(voice, text)
+            priority = Priority.URGENT
             while True:
-                result = await run_cpu(_next_sentence, sentences)
+                result = await run_cpu(_next_sentence, sentences, priority=priority)
+                priority = Priority.NORMAL
                 if result is None:
                     return
                 pcm, rate = result

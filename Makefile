@@ -27,7 +27,8 @@ run: install
 	$(VENV)/bin/flireo serve
 
 ## Tools the tests drive for real: sipp (Debian sip-tester), baresip (a softphone
-## with SRTP and TLS: baresip-core, without the GTK/X11/GStreamer front-ends).
+## with SRTP and TLS: baresip-core, without the GTK/X11/GStreamer front-ends),
+## kamailio (the dispatcher in front of several workers; base package modules only).
 system-deps:
 	@command -v sipp >/dev/null 2>&1 || { \
 	  echo "installing sip-tester (sipp)"; \
@@ -41,6 +42,10 @@ system-deps:
 	  echo "installing baresip-core (baresip)"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq baresip-core >/dev/null; }
+	@command -v kamailio >/dev/null 2>&1 || { \
+	  echo "installing kamailio (the SIP proxy in front of several workers: tests/cluster, deploy/)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq kamailio >/dev/null; }
 	@command -v espeak-ng >/dev/null 2>&1 || { \
 	  echo "installing espeak-ng (second caller voice of bench/turn_taking.py's corpus)"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \

@@ -12,7 +12,7 @@ import math
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Final
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,6 +24,13 @@ from flireo.store.tables import Call, Organization, PhoneNumber, UsageLog, new_i
 #: Core statements on the tables: the call's row is known, no ORM unit of work needed
 _USAGE: Final[Table] = UsageLog.__table__  # type: ignore[assignment]
 _ORGS: Final[Table] = Organization.__table__  # type: ignore[assignment]
+_INSERT_ONCE: dict[str, Any] = {}
+#: the balance debit, built once: ``minutes_balance - :minutes`` in the statement
+_DEBIT: Final = (
+    update(_ORGS)
+    .where(_ORGS.c.id == bindparam("org"))
+    .values(minutes_balance=_ORGS.c.minutes_balance - bindparam("minutes"))
+)
 
 
 def billable_minutes(seconds: int) -> int:
@@ -41,11 +48,12 @@ async def record_usage(
     debited) when the call already has one. Sets ``call.cost`` (flushed with the
     call's other changes). Core statements: the log's INSERT skips a duplicate
     ``call_id`` (the unique index), and the debit runs only when the log went in."""
-    number = (  # the number the call was made with is on the call already
-        await session.get(PhoneNumber, call.number_id)
-        if call.number_id and not call.assistant_phone
-        else None
-    )
+    with session.no_autoflush:  # the call's pending changes go out once, at the commit
+        number = (  # the number the call was made with is on the call already
+            await session.get(PhoneNumber, call.number_id)
+            if call.number_id and not call.assistant_phone
+            else None
+        )
     seconds = call.duration_seconds or 0
     minutes = billable_minutes(seconds)
     cost = cost_of(minutes, price_per_minute)
@@ -67,19 +75,23 @@ async def record_usage(
         "vendor_usage": usage.model_dump(),
         "created_at": utcnow(),
     }
-    dialect = session.get_bind().dialect.name
-    once = (pg_insert if dialect == "postgresql" else sqlite_insert)(_USAGE).values(values)
-    written = await session.execute(once.on_conflict_do_nothing(index_elements=["call_id"]))
+    written = await session.execute(_insert_once(session.get_bind().dialect.name), values)
     if not _rowcount(written):
         return False
     call.cost = cost
     if minutes:
-        await session.execute(
-            update(_ORGS)
-            .where(_ORGS.c.id == call.org_id)
-            .values(minutes_balance=_ORGS.c.minutes_balance - minutes)
-        )
+        await session.execute(_DEBIT, {"org": call.org_id, "minutes": minutes})
     return True
+
+
+def _insert_once(dialect: str) -> Any:
+    """The usage log's INSERT that skips a duplicate ``call_id`` (built once per dialect)."""
+    statement = _INSERT_ONCE.get(dialect)
+    if statement is None:
+        make = pg_insert if dialect == "postgresql" else sqlite_insert
+        statement = make(_USAGE).on_conflict_do_nothing(index_elements=["call_id"])
+        _INSERT_ONCE[dialect] = statement
+    return statement
 
 
 def _rowcount(result: Any) -> int:

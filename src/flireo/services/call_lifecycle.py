@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Final, Literal
 
-from sqlalchemy import Select, Table, func, select, update
+from sqlalchemy import Select, Table, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flireo.billing.ledger import record_usage
@@ -66,15 +66,38 @@ _WEBHOOK_FIELDS = tuple(
 )
 
 
-def _finish_query(call_id: str) -> Select[Call, Agent | None, str | None]:
-    """The call (locked until the commit), its agent and its number's name."""
-    return (
-        select(Call, Agent, PhoneNumber.name)
-        .outerjoin(Agent, Agent.id == Call.agent_id)
-        .outerjoin(PhoneNumber, PhoneNumber.id == Call.number_id)
-        .where(Call.id == call_id)
-        .with_for_update(of=Call)
-    )
+#: the call (locked until the commit), its agent and its number's name: built once
+_FINISH_QUERY: Final[Select[Call, Agent | None, str | None]] = (
+    select(Call, Agent, PhoneNumber.name)
+    .outerjoin(Agent, Agent.id == Call.agent_id)
+    .outerjoin(PhoneNumber, PhoneNumber.id == Call.number_id)
+    .where(Call.id == bindparam("call_id"))
+    .with_for_update(of=Call)
+)
+#: a transition's UPDATE by (status, with owner_node), built once each
+_TRANSITIONS: dict[tuple[str, bool], Any] = {}
+
+
+def _transition_statement(status: str, with_owner: bool) -> Any:
+    """``UPDATE calls SET status, [started_at], [owner_node], updated_at WHERE id AND
+    status IN (the statuses ``status`` may come from) RETURNING`` the webhook's fields."""
+    key = (status, with_owner)
+    statement = _TRANSITIONS.get(key)
+    if statement is None:
+        sources = [old for old, targets in ALLOWED_TRANSITIONS.items() if status in targets]
+        values: dict[str, Any] = {"status": status, "updated_at": bindparam("at")}
+        if status == "in-progress":
+            values["started_at"] = func.coalesce(_CALLS.c.started_at, bindparam("now"))
+        if with_owner:
+            values["owner_node"] = bindparam("owner")
+        statement = (
+            update(_CALLS)
+            .where(_CALLS.c.id == bindparam("call_id"), _CALLS.c.status.in_(sources))
+            .values(values)
+            .returning(*_WEBHOOK_FIELDS)
+        )
+        _TRANSITIONS[key] = statement
+    return statement
 
 
 def analysis_plan(call: Call, agent: Agent | None) -> dict[str, Any] | None:
@@ -151,21 +174,15 @@ class CallLifecycle:
         first, and a call that moved on meanwhile is simply not matched."""
         if status in FINAL_STATUSES:
             raise ValueError("use finish() to end a call")
-        sources = [old for old, targets in ALLOWED_TRANSITIONS.items() if status in targets]
         now = self.clock.now()
-        values: dict[str, Any] = {"status": status, "updated_at": utcnow()}
+        moved = _transition_statement(status, owner_node is not None)
+        params: dict[str, Any] = {"call_id": call_id, "at": utcnow()}
         if status == "in-progress":
-            values["started_at"] = func.coalesce(_CALLS.c.started_at, now)
+            params["now"] = now
         if owner_node is not None:
-            values["owner_node"] = owner_node
-        moved = (
-            update(_CALLS)
-            .where(_CALLS.c.id == call_id, _CALLS.c.status.in_(sources))
-            .values(values)
-            .returning(*_WEBHOOK_FIELDS)
-        )
+            params["owner"] = owner_node
         async with self.db.transaction() as s:
-            row = (await s.execute(moved)).first()
+            row = (await s.execute(moved, params)).first()
             if row is None:
                 if owner_node is not None:  # not moved, but the node still owns it
                     await s.execute(
@@ -192,7 +209,7 @@ class CallLifecycle:
         changes go out as one UPDATE at the commit."""
         now = self.clock.now()
         async with self.db.transaction() as s:
-            found = (await s.execute(_finish_query(call_id))).first()
+            found = (await s.execute(_FINISH_QUERY, {"call_id": call_id})).first()
             if found is None:
                 return False
             # held for the whole transaction: the session's identity map keeps rows only

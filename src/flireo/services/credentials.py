@@ -10,8 +10,9 @@ a platform key, which must not go to an address an agent chose.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
-from sqlalchemy import literal, select, union_all
+from sqlalchemy import bindparam, literal, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flireo.domain.byok import BYOK_PROVIDERS, ByokKeyInfo, ByokKeysResponse, KeySource
@@ -66,6 +67,37 @@ async def resolve_key(
 WEBHOOK_SECRET = "webhook secret"
 
 
+_KEY_STATEMENTS: dict[tuple[bool, bool], Any] = {}
+
+
+def _keys_statement(keys: bool, secret: bool) -> Any:
+    """(label, secret's org, ciphertext) rows: the org's BYOK keys named ``:wanted``
+    and/or the secret ``:secret``; built once per shape."""
+    if not keys and not secret:
+        return None
+    statement = _KEY_STATEMENTS.get((keys, secret))
+    if statement is None:
+        parts = []
+        if keys:
+            parts.append(
+                select(ByokKey.provider.label("label"), Secret.org_id, Secret.ciphertext)
+                .join(Secret, Secret.id == ByokKey.secret_id)
+                .where(
+                    ByokKey.org_id == bindparam("org"),
+                    ByokKey.provider.in_(bindparam("wanted", expanding=True)),
+                )
+            )
+        if secret:
+            parts.append(
+                select(
+                    literal(WEBHOOK_SECRET).label("label"), Secret.org_id, Secret.ciphertext
+                ).where(Secret.id == bindparam("secret"))
+            )
+        statement = parts[0] if len(parts) == 1 else union_all(*parts)
+        _KEY_STATEMENTS[(keys, secret)] = statement
+    return statement
+
+
 async def resolve_keys(
     session: AsyncSession,
     vault: Vault,
@@ -79,23 +111,11 @@ async def resolve_keys(
     webhook signing secret ``webhook_secret_id`` (if any), in one statement."""
     names = {name: KEY_FOR_PROVIDER.get(provider) for name, provider in providers.items()}
     wanted = sorted({k for k in names.values() if k is not None})
-    queries = []
-    if wanted:
-        queries.append(
-            select(ByokKey.provider.label("label"), Secret.org_id, Secret.ciphertext)
-            .join(Secret, Secret.id == ByokKey.secret_id)
-            .where(ByokKey.org_id == org_id, ByokKey.provider.in_(wanted))
-        )
-    if webhook_secret_id is not None:
-        queries.append(
-            select(literal(WEBHOOK_SECRET).label("label"), Secret.org_id, Secret.ciphertext).where(
-                Secret.id == webhook_secret_id
-            )
-        )
+    statement = _keys_statement(bool(wanted), webhook_secret_id is not None)
     found: dict[str, str] = {}
-    if queries:
-        statement = queries[0] if len(queries) == 1 else union_all(*queries)
-        for label, owner, ciphertext in (await session.execute(statement)).all():
+    if statement is not None:
+        params = {"org": org_id, "wanted": wanted, "secret": webhook_secret_id}
+        for label, owner, ciphertext in (await session.execute(statement, params)).all():
             if owner == org_id:
                 found[label] = vault.decrypt(org_id, ciphertext)
     keys = {

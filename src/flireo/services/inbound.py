@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Final
 
 import structlog
-from sqlalchemy import Select, Table, select, update
+from sqlalchemy import Select, Table, bindparam, select, update
 
 from flireo.services.assistant_request import ask_assistant
 from flireo.services.call_lifecycle import CallCompletion, CallLifecycle
@@ -87,17 +87,16 @@ def number_candidates(dialed: str) -> list[str]:
     return list(dict.fromkeys([dialed, *found]))
 
 
-def _number_query(dialed: str) -> Select[PhoneNumber, SipTrunk, Agent, Organization]:
-    """The number with its trunk, agent and organization, in one statement."""
-    candidates = number_candidates(dialed)
-    return (
-        select(PhoneNumber, SipTrunk, Agent, Organization)
-        .outerjoin(SipTrunk, SipTrunk.id == PhoneNumber.transfer_trunk_id)
-        .outerjoin(Agent, Agent.id == PhoneNumber.agent_id)
-        .outerjoin(Organization, Organization.id == PhoneNumber.org_id)
-        .where(PhoneNumber.phone_number.in_(candidates))
-        .limit(1)
-    )
+#: the number with its trunk, agent and organization, in one statement (built once;
+#: ``candidates``: :func:`number_candidates` of the dialed user part)
+_NUMBER_QUERY: Final[Select[PhoneNumber, SipTrunk, Agent, Organization]] = (
+    select(PhoneNumber, SipTrunk, Agent, Organization)
+    .outerjoin(SipTrunk, SipTrunk.id == PhoneNumber.transfer_trunk_id)
+    .outerjoin(Agent, Agent.id == PhoneNumber.agent_id)
+    .outerjoin(Organization, Organization.id == PhoneNumber.org_id)
+    .where(PhoneNumber.phone_number.in_(bindparam("candidates", expanding=True)))
+    .limit(1)
+)
 
 
 async def trunk_ips(services: Services) -> set[str]:
@@ -124,7 +123,7 @@ async def admit_inbound(
     source_ip: str,
 ) -> Admission:
     async with services.db.read() as s:  # one statement: number, trunk, agent, organization
-        found = (await s.execute(_number_query(dialed))).first()
+        found = (await s.execute(_NUMBER_QUERY, {"candidates": number_candidates(dialed)})).first()
     if found is None:
         return Admission(404, "Not Found")
     number, trunk, agent, org = found

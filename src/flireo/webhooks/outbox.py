@@ -12,7 +12,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any, Final, Literal
 
-from sqlalchemy import Table, func, insert, select
+from sqlalchemy import Table, bindparam, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flireo.domain.agents import WEBHOOK_EVENTS
@@ -53,13 +53,13 @@ async def number_name(session: AsyncSession, call: Call) -> str | None:
 _EVENTS: Final[Table] = WebhookEvent.__table__  # type: ignore[assignment]
 
 
-def _next_seq(call_id: str) -> Any:
-    """The call's next ``seq``, computed inside the INSERT (no separate read)."""
-    return (
-        select(func.coalesce(func.max(_EVENTS.c.seq), 0) + 1)
-        .where(_EVENTS.c.call_id == call_id)
-        .scalar_subquery()
-    )
+#: the INSERT of one event, built once per process: its ``seq`` is the call's next,
+#: computed in the statement (``seq_of``: the call id), the other columns are parameters
+_INSERT_EVENT: Final = insert(_EVENTS).values(
+    seq=select(func.coalesce(func.max(_EVENTS.c.seq), 0) + 1)
+    .where(_EVENTS.c.call_id == bindparam("seq_of"))
+    .scalar_subquery()
+)
 
 
 async def enqueue(
@@ -98,21 +98,22 @@ async def enqueue(
         payload = render(name)
     event_id = new_id()
     await session.execute(
-        insert(_EVENTS).values(
-            id=event_id,
-            org_id=call.org_id,
-            call_id=call.id,
-            agent_id=taker.id,
-            event_type=event_type,
-            seq=_next_seq(call.id),
-            url=taker.webhook_url,
-            payload=payload,
-            status="held" if hold_until is not None else "pending",
-            hold_until=hold_until,
-            next_attempt_at=hold_until or now,
-            attempts=0,
-            created_at=now,
-        )
+        _INSERT_EVENT,
+        {
+            "id": event_id,
+            "org_id": call.org_id,
+            "call_id": call.id,
+            "seq_of": call.id,
+            "agent_id": taker.id,
+            "event_type": event_type,
+            "url": taker.webhook_url,
+            "payload": payload,
+            "status": "held" if hold_until is not None else "pending",
+            "hold_until": hold_until,
+            "next_attempt_at": hold_until or now,
+            "attempts": 0,
+            "created_at": now,
+        },
     )
     return event_id
 

@@ -75,12 +75,14 @@ async def record_usage(
         "vendor_usage": usage.model_dump(),
         "created_at": utcnow(),
     }
-    written = await session.execute(_insert_once(session.get_bind().dialect.name), values)
-    if not _rowcount(written):
-        return False
-    call.cost = cost
-    if minutes:
-        await session.execute(_DEBIT, {"org": call.org_id, "minutes": minutes})
+    with session.no_autoflush:  # Core statements: the call's UPDATE waits for the commit
+        insert_once = _insert_once(session.get_bind().dialect.name)
+        written = await session.execute(insert_once, values)
+        if not _rowcount(written):
+            return False
+        call.cost = cost
+        if minutes:
+            await session.execute(_DEBIT, {"org": call.org_id, "minutes": minutes})
     return True
 
 

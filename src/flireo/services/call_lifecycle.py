@@ -237,19 +237,20 @@ class CallLifecycle:
                     now=now,
                     retry_scale=self.settings.recording_retry_scale,
                 )
-            await record_usage(s, call, completion.usage, self.settings.price_per_minute)
-            status_event = await outbox.enqueue_status(
-                s,
-                call,
-                completion.status,
-                now=now,
-                error=completion.error,
-                agent=agent,
-                number=number_name,
-            )
-            wants_analysis, report = await self._queue_report(
-                s, call, agent, number_name, completion
-            )
+            with s.no_autoflush:  # the call's changes go out as one UPDATE, at the commit
+                await record_usage(s, call, completion.usage, self.settings.price_per_minute)
+                status_event = await outbox.enqueue_status(
+                    s,
+                    call,
+                    completion.status,
+                    now=now,
+                    error=completion.error,
+                    agent=agent,
+                    number=number_name,
+                )
+                wants_analysis, report = await self._queue_report(
+                    s, call, agent, number_name, completion
+                )
             org_id = call.org_id
         if status_event is not None or report:
             self._on_webhook()

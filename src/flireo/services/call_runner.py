@@ -49,7 +49,7 @@ from flireo.recordings.encode import RecordingFormat
 from flireo.recordings.service import RECORDING_FINISH_BOUND_S, recording_format_for
 from flireo.services.call_lifecycle import CallCompletion, CallLifecycle
 from flireo.services.container import Services
-from flireo.services.credentials import resolve_keys
+from flireo.services.credentials import Credentials, credentials_for, pipeline_providers
 from flireo.services.inbound import CallRows
 from flireo.services.live_events import BusEventSink
 from flireo.services.session_config import build_session_config, effective_configs
@@ -163,35 +163,60 @@ class CallRunner:
         call, agent and number its admission just read and wrote (not read again).
         """
         svc = self.svc
-        async with svc.db.read() as s:
-            agent: Agent | None
-            number: PhoneNumber | None
-            if rows is not None and rows.call.id == call_id:
-                call, agent, number = rows.call, rows.agent, rows.number
-            else:
-                call, agent, number = await self._rows(s, call_id)
-            if agent is None or agent.org_id != call.org_id:
-                raise CallSetupError("assistant-not-found", "the call has no agent")
+        if rows is not None and rows.call.id == call_id:
+            call, agent, number = rows.call, rows.agent, rows.number
             configs = effective_configs(call, agent)
+            known = rows.credentials
+            if known is not None and known.fits(
+                pipeline_providers(configs), agent.webhook_secret_id
+            ):  # read with the number moments ago: no session at all
+                return self._prepared(call, agent, number, configs, known)
+        async with svc.db.read() as s:
+            agent_row: Agent | None
+            number_row: PhoneNumber | None
+            if rows is not None and rows.call.id == call_id:
+                call, agent_row, number_row = rows.call, rows.agent, rows.number
+            else:
+                call, agent_row, number_row = await self._rows(s, call_id)
+            if agent_row is None or agent_row.org_id != call.org_id:
+                raise CallSetupError("assistant-not-found", "the call has no agent")
+            configs = effective_configs(call, agent_row)
             # the vendors' keys and the webhook secret: one statement
-            keys, secret = await resolve_keys(
+            credentials = await credentials_for(
                 s,
                 svc.vault,
                 svc.settings,
                 call.org_id,
-                {name: str(cfg.get("provider") or "") for name, cfg in configs.items()},
-                webhook_secret_id=agent.webhook_secret_id,
+                configs,
+                agent_row.webhook_secret_id,
             )
-            try:
-                config = build_session_config(
-                    call, agent, number=number, webhook_secret=secret, configs=configs
-                )
-            except (ValidationError, ValueError, TypeError) as exc:
-                raise CallSetupError(
-                    "assistant-not-valid", f"the agent's configuration is invalid: {exc}"
-                ) from exc
-            org_id = call.org_id
-            recording_format = recording_format_for(call, agent)
+        return self._prepared(call, agent_row, number_row, configs, credentials)
+
+    def _prepared(
+        self,
+        call: Call,
+        agent: Agent,
+        number: PhoneNumber | None,
+        configs: dict[str, dict[str, Any]],
+        credentials: Credentials,
+    ) -> PreparedCall:
+        if agent.org_id != call.org_id:
+            raise CallSetupError("assistant-not-found", "the call has no agent")
+        try:
+            config = build_session_config(
+                call,
+                agent,
+                number=number,
+                webhook_secret=credentials.webhook_secret,
+                configs=configs,
+            )
+        except (ValidationError, ValueError, TypeError) as exc:
+            raise CallSetupError(
+                "assistant-not-valid", f"the agent's configuration is invalid: {exc}"
+            ) from exc
+        call_id, org_id = call.id, call.org_id
+        recording_format = recording_format_for(call, agent)
+        keys = credentials.keys
         pipeline = self._pipeline(configs, keys)
         return PreparedCall(
             call_id=call_id,

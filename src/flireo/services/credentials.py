@@ -10,6 +10,7 @@ a platform key, which must not go to an address an agent chose.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, literal, select, union_all
@@ -123,6 +124,41 @@ async def resolve_keys(
         for name, key in names.items()
     }
     return keys, found.get(WEBHOOK_SECRET)
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """What :func:`resolve_keys` found for a call's pipeline, and for which providers
+    (a set-up that read them once hands them on instead of reading them again)."""
+
+    providers: dict[str, str]
+    keys: dict[str, str | None]
+    webhook_secret: str | None
+
+    def fits(self, providers: Mapping[str, str], webhook_secret_id: str | None) -> bool:
+        return self.providers == dict(providers) and self.secret_id == webhook_secret_id
+
+    secret_id: str | None = None
+
+
+def pipeline_providers(configs: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    """``stt_config`` → its ``provider``... (what :func:`resolve_keys` takes)."""
+    return {name: str(cfg.get("provider") or "") for name, cfg in configs.items()}
+
+
+async def credentials_for(
+    session: AsyncSession,
+    vault: Vault,
+    settings: Settings,
+    org_id: str,
+    configs: Mapping[str, Mapping[str, Any]],
+    webhook_secret_id: str | None,
+) -> Credentials:
+    providers = pipeline_providers(configs)
+    keys, secret = await resolve_keys(
+        session, vault, settings, org_id, providers, webhook_secret_id=webhook_secret_id
+    )
+    return Credentials(providers, keys, secret, webhook_secret_id)
 
 
 async def key_sources(

@@ -32,6 +32,8 @@ from flireo.services.assistant_request import ask_assistant
 from flireo.services.call_lifecycle import CallCompletion, CallLifecycle
 from flireo.services.calls import inbound_call_id
 from flireo.services.container import Services
+from flireo.services.credentials import Credentials, credentials_for
+from flireo.services.session_config import agent_configs
 from flireo.services.setup_failures import end_failed_setup
 from flireo.store.tables import Agent, Call, Organization, PhoneNumber, SipTrunk
 from flireo.telephony.sip.guard import ip_allowed
@@ -57,6 +59,9 @@ class CallRows:
     call: Call
     agent: Agent
     number: PhoneNumber
+    #: the vendor keys and webhook secret for the agent's own pipeline, read with the
+    #: number (None: not read; the runner reads them)
+    credentials: Credentials | None = None
 
 
 @dataclass(frozen=True)
@@ -122,16 +127,26 @@ async def admit_inbound(
     caller: str | None,
     source_ip: str,
 ) -> Admission:
-    async with services.db.read() as s:  # one statement: number, trunk, agent, organization
+    credentials: Credentials | None = None
+    async with services.db.read() as s:  # number, trunk, agent, organization; the keys
         found = (await s.execute(_NUMBER_QUERY, {"candidates": number_candidates(dialed)})).first()
-    if found is None:
-        return Admission(404, "Not Found")
-    number, trunk, agent, org = found
-    if trunk is not None and not ip_allowed(source_ip, list(trunk.allowed_ips or [])):
-        log.warning("inbound call from an address the trunk does not allow", source=source_ip)
-        return Admission(403, "Forbidden")
-    if agent is None or not agent.is_active or org is None:
-        return Admission(480, "Temporarily Unavailable")
+        if found is None:
+            return Admission(404, "Not Found")
+        number, trunk, agent, org = found
+        if trunk is not None and not ip_allowed(source_ip, list(trunk.allowed_ips or [])):
+            log.warning("inbound call from an address the trunk does not allow", source=source_ip)
+            return Admission(403, "Forbidden")
+        if agent is None or not agent.is_active or org is None:
+            return Admission(480, "Temporarily Unavailable")
+        if org.minutes_balance > 0:  # the call will run: its keys, in this same session
+            credentials = await credentials_for(
+                s,
+                services.vault,
+                services.settings,
+                number.org_id,
+                agent_configs(agent),
+                agent.webhook_secret_id,
+            )
     call = Call(
         id=inbound_call_id(caller),
         org_id=number.org_id,
@@ -148,7 +163,8 @@ async def admit_inbound(
     await lifecycle.open(call, "ringing", agent=agent, number=number.name)
     trunk_id = trunk.id if trunk else None
     try:
-        return await _decide(services, lifecycle, CallRows(call, agent, number), org, trunk_id)
+        rows = CallRows(call, agent, number, credentials)
+        return await _decide(services, lifecycle, rows, org, trunk_id)
     except Exception as exc:  # the record exists: it must not stay ``ringing``
         failure = await end_failed_setup(lifecycle, call.id, exc, step="admission")
         return Admission(failure.sip_status, failure.sip_reason, call_id=call.id, trunk_id=trunk_id)
@@ -177,12 +193,15 @@ async def _decide(
         return Admission(0, call_id=call_id, reject_message=NO_CREDIT_MESSAGE, trunk_id=trunk_id)
     if not outbox.wants(agent, "assistant-request"):
         return Admission(0, call_id=call_id, trunk_id=trunk_id, rows=rows)
-    async with services.db.read() as s:
-        secret = (
-            await services.vault.reveal(s, call.org_id, agent.webhook_secret_id)
-            if agent.webhook_secret_id
-            else None
-        )
+    if rows.credentials is not None:
+        secret = rows.credentials.webhook_secret
+    else:
+        async with services.db.read() as s:
+            secret = (
+                await services.vault.reveal(s, call.org_id, agent.webhook_secret_id)
+                if agent.webhook_secret_id
+                else None
+            )
     decision = await ask_assistant(
         services.http,
         call,

@@ -32,6 +32,13 @@ def effective_configs(call: Call, agent: Agent) -> dict[str, dict[str, Any]]:
     }
 
 
+def agent_configs(agent: Agent) -> dict[str, dict[str, Any]]:
+    """:func:`effective_configs` of a call without overrides."""
+    return {
+        key: dict(getattr(agent, key) or {}) for key in ("stt_config", "llm_config", "tts_config")
+    }
+
+
 def _prompt(call: Call, llm: dict[str, Any]) -> tuple[PromptMessage, ...]:
     messages = [
         PromptMessage(role=m["role"], content=str(m["content"]))

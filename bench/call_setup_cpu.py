@@ -397,6 +397,7 @@ def main() -> None:
     parser.add_argument("--hold-ms", type=int, default=0, help="ACK → BYE")
     parser.add_argument("--profile", action="store_true", help="cProfile the measured calls")
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="the JSON to update")
     args = parser.parse_args()
     if "postgres" in args.backends and not os.environ.get("FLIREO_TEST_POSTGRES_URL"):
         raise SystemExit("FLIREO_TEST_POSTGRES_URL is not set (or pass --backends sqlite)")
@@ -422,7 +423,8 @@ def main() -> None:
     if args.no_write:
         print(json.dumps(entry, indent=1))
         return
-    results: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    out = args.results
+    results: dict[str, Any] = json.loads(out.read_text()) if out.exists() else {}
     results.setdefault(
         "what",
         "CPU (process_time of the platform's process, minus its idle rate) and SQL statements "
@@ -433,9 +435,9 @@ def main() -> None:
     )
     key = f"{args.label}_profile" if args.profile else args.label
     results[key] = entry
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=1) + "\n")
-    print(f"wrote {RESULTS} [{key}]")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1) + "\n")
+    print(f"wrote {out} [{key}]")
 
 
 if __name__ == "__main__":

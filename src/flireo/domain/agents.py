@@ -123,6 +123,15 @@ class STTConfig(_VendorConfig):
     model: str | None = Field(default=None, max_length=100, examples=["nova-3-general"])
     language: str | None = Field(default=None, max_length=20, examples=["en", "nl"])
     keyterms: list[str] = Field(default_factory=list, max_length=100)
+    noise_suppression: bool = Field(
+        default=False,
+        alias="noiseSuppression",
+        validation_alias=AliasChoices("noiseSuppression", "noise_suppression"),
+        description=(
+            "RNNoise on the caller's audio before voice detection and transcription "
+            "(offline; off by default, see docs: it costs CPU and hurts some voices)"
+        ),
+    )
 
 
 class ChatMessageIn(BaseModel):

@@ -153,7 +153,7 @@ class Endpointing:
     #: "incomplete" waits for more speech up to ``turn_model_max_wait_s`` of silence.
     #: Off: the silence-only policy above (``silence_s``, ``max_extension_s``).
     turn_model: bool = False
-    turn_model_silence_s: float = 0.2
+    turn_model_silence_s: float = 0.15
     turn_model_max_wait_s: float = 2.0
     #: model probability at or above which the turn is complete
     turn_model_threshold: float = 0.5

@@ -29,10 +29,16 @@ Metrics:
   turn decision, with the STT that produces the text it sends);
 - WER per SNR condition: what reached the LLM against what the caller said.
 
-The policy measured is labelled in the results (``"policy"``): today's
-silence-only end of turn (0.4 s of silence, the streaming-partial extension does
-not apply to a per-utterance STT such as local Whisper) and voiced-time/word
-barge-in.
+The policy measured is labelled in the results (``"policy"``), chosen with
+``--policy``: ``baseline``, the silence-only end of turn (0.4 s of silence, the
+streaming-partial extension does not apply to a per-utterance STT such as local
+Whisper) and voiced-time/word barge-in, written at the top level of the JSON;
+``smart-turn`` (what an agent gets by default, ``smartEndpointingEnabled``), the
+Smart Turn model on each end-of-speech candidate (``Endpointing.turn_model``),
+written under ``"after"`` beside the baseline, with the model's CPU per turn;
+``smart-turn-denoise``, the same with RNNoise on the caller's audio
+(``stt_config.noiseSuppression``), under ``"after_noise_suppression"``, with the
+denoiser's CPU per call-second.
 """
 
 from __future__ import annotations
@@ -62,13 +68,24 @@ from tests.fakes.openai_chat import FakeOpenAI, Reply  # noqa: E402
 from tests.fakes.server import serve  # noqa: E402
 from tests.speech import words  # noqa: E402
 
+from flireo.engine.config import Endpointing  # noqa: E402
+from flireo.media import denoise, smart_turn  # noqa: E402
 from flireo.media.silero import silero_session  # noqa: E402
 from flireo.providers.llm.openai_compat import OpenAICompatibleLLM  # noqa: E402
 from flireo.providers.stt.local_whisper import WhisperSTT, load_whisper_model  # noqa: E402
 from flireo.providers.tts.local_piper import PiperTTS, load_piper_voice  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "turn_taking.json"
-POLICY = "silence-only baseline"
+POLICIES = {
+    "baseline": ("silence-only baseline", Endpointing()),
+    "smart-turn": ("smart turn v3.2 + silence cap", Endpointing(turn_model=True)),
+    "smart-turn-denoise": (
+        "smart turn v3.2 + silence cap, RNNoise on the caller's audio",
+        Endpointing(turn_model=True, noise_suppression=True),
+    ),
+}
+#: where each policy's run goes in the JSON (the baseline is the top level)
+RESULT_KEYS = {"smart-turn": "after", "smart-turn-denoise": "after_noise_suppression"}
 GREETING = (
     "Hello, this is Anna from the dental practice, thank you for calling us today. "
     "We are open from nine in the morning until five in the afternoon on weekdays, "
@@ -116,6 +133,8 @@ class Observation:
     heard: str = ""
     #: per caller turn the engine took: its STT time (end-of-turn decision → final text)
     stt_ms: list[float | None] = field(default_factory=list)
+    #: CPU ms the turn model spent per end-of-speech candidate
+    turn_model_cpu_ms: list[float] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -125,6 +144,7 @@ class Parts:
     stt: WhisperSTT
     tts: PiperTTS
     times: RequestTimes
+    endpointing: Endpointing = field(default_factory=Endpointing)
 
 
 async def _wait(call: Call, condition: Any, deadline: float) -> None:
@@ -138,9 +158,10 @@ async def _wait(call: Call, condition: Any, deadline: float) -> None:
 async def run_item(item: Item, pcm: bytes, parts: Parts) -> Observation:
     """Play one corpus item into a fresh call and observe what the agent did."""
     obs = Observation(item.id, item.kind, item.noise, item.snr_db)
+    verdicts_before = len(smart_turn.cpu_log)
     first = len(parts.times.at)
     if item.while_agent_talks:
-        config = make_config(first_message=GREETING)
+        config = make_config(first_message=GREETING, endpointing=parts.endpointing)
         call = await start_call(
             config, http=parts.http, llm=parts.llm, stt=parts.stt, tts=parts.tts
         )
@@ -152,7 +173,11 @@ async def run_item(item: Item, pcm: bytes, parts: Parts) -> Observation:
         )
     else:
         call = await start_call(
-            make_config(), http=parts.http, llm=parts.llm, stt=parts.stt, tts=parts.tts
+            make_config(endpointing=parts.endpointing),
+            http=parts.http,
+            llm=parts.llm,
+            stt=parts.stt,
+            tts=parts.tts,
         )
     t0 = time.monotonic()
     call.transport.push_caller_audio(pcm)
@@ -179,6 +204,7 @@ async def run_item(item: Item, pcm: bytes, parts: Parts) -> Observation:
         str(m.get("content") or "") for m in outcome.messages if m["role"] == "user"
     )
     obs.stt_ms = [t.stt_ms for t in outcome.turns if t.trigger == "user"]
+    obs.turn_model_cpu_ms = [round(c * 1000, 1) for c in smart_turn.cpu_log[verdicts_before:]]
     return obs
 
 
@@ -345,7 +371,9 @@ def _table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-async def run(items: Sequence[Item], root: Path = CACHE) -> list[Observation]:
+async def run(
+    items: Sequence[Item], root: Path = CACHE, endpointing: Endpointing | None = None
+) -> list[Observation]:
     times = RequestTimes()
     fake = FakeOpenAI(api_key="sk-bench-turn-taking", responder=times.responder)
     observations = []
@@ -360,7 +388,12 @@ async def run(items: Sequence[Item], root: Path = CACHE) -> list[Observation]:
                 http=http,
             )
             parts = Parts(
-                http, llm, WhisperSTT(), PiperTTS(noise_scale=0.0, noise_w_scale=0.0), times
+                http,
+                llm,
+                WhisperSTT(),
+                PiperTTS(noise_scale=0.0, noise_w_scale=0.0),
+                times,
+                endpointing or Endpointing(),
             )
             for n, item in enumerate(items, start=1):
                 obs = await run_item(item, item.pcm(root), parts)
@@ -377,23 +410,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=None, help="only the first N items")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--policy", choices=sorted(POLICIES), default="smart-turn")
     args = parser.parse_args()
+    policy, endpointing = POLICIES[args.policy]
 
     silero_session()
+    smart_turn.smart_turn_session()
     load_piper_voice("joe-us")
     load_whisper_model()
     items = asyncio.run(build())
     if args.limit is not None:
         items = items[:: max(1, len(items) // args.limit)][: args.limit]
     started, cpu = time.monotonic(), time.process_time()
-    observations = asyncio.run(run(items))
+    observations = asyncio.run(run(items, endpointing=endpointing))
     result = score(items, observations)
+    model_cpu = [c for o in observations for c in o.turn_model_cpu_ms]
     print()
     print(_table(result))
-    defaults = make_config()
+    defaults = make_config(endpointing=endpointing)
     payload = {
         "benchmark": "turn_taking",
-        "policy": POLICY,
+        "policy": policy,
         "configuration": {
             "endpointing": asdict(defaults.endpointing),
             "barge_in": asdict(defaults.barge_in),
@@ -412,10 +449,25 @@ def main() -> None:
         },
         "wall_s": round(time.monotonic() - started, 1),
         "cpu_s": round(time.process_time() - cpu, 1),
+        "noise_suppression_cpu_ms_per_call_second": (
+            round(denoise.totals["cpu_s"] * 1000 / (denoise.totals["frames"] * 0.02), 1)
+            if denoise.totals["frames"]
+            else None
+        ),
+        "turn_model_cpu_ms": {
+            "verdicts": len(model_cpu),
+            "p50": _round(percentile(model_cpu, 50)),
+            "p95": _round(percentile(model_cpu, 95)),
+        },
         **result,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(payload, indent=1, default=str) + "\n")
+    if args.policy != "baseline" and args.out.exists():
+        document = json.loads(args.out.read_text())  # the baseline stays at the top level
+        document[RESULT_KEYS[args.policy]] = payload
+    else:
+        document = payload
+    args.out.write_text(json.dumps(document, indent=1, default=str) + "\n")
     print(f"\nwrote {args.out}")
 
 

@@ -194,6 +194,8 @@ class MemoryTransport:
         if not self._closed:
             self._closed = True
             self._events.put_nowait(None)
+            self._in.clear()
+            self._in_empty.set()
             if self._recorder is not None:
                 self._recorder.stop()
             if self._listening is not None and not self._listening.done():
@@ -223,7 +225,10 @@ class MemoryTransport:
 
     # --- the caller's side ---------------------------------------------------------------
     def push_caller_audio(self, pcm: bytes) -> None:
-        """Queue caller speech (16 kHz s16le); it is heard in real time after what is queued."""
+        """Queue caller speech (16 kHz s16le); it is heard in real time after what is queued.
+        A closed line hears nothing."""
+        if self._closed:
+            return
         for i in range(0, len(pcm), FRAME_BYTES):
             frame = pcm[i : i + FRAME_BYTES]
             if len(frame) < FRAME_BYTES:
@@ -233,7 +238,8 @@ class MemoryTransport:
             self._in_empty.clear()
 
     async def caller_says(self, pcm: bytes) -> None:
-        """Queue caller speech and wait until the engine has received all of it."""
+        """Queue caller speech and wait until the engine has received all of it, or
+        the line closed (a call that ended hears the rest of it nowhere)."""
         self.push_caller_audio(pcm)
         await self._in_empty.wait()
 

@@ -223,12 +223,20 @@ async def test_backchannel_does_not_barge_in_but_wait_stop_does(
 
     call.transport.push_caller_audio(corpus_voice["Wait, stop. I have a question."] + silence(1.0))
     await call.until(lambda: bool(call.interruptions()), what="barge-in", within=20)
-    await call.until(lambda: len(fake_openai.requests) == 1, what="the caller's turn answered")
+    await call.until(lambda: len(fake_openai.requests) >= 1, what="the caller's turn answered")
+
+    def heard() -> str:
+        return " ".join(str(m["content"]) for m in call.messages("user")).lower()
+
+    # "Wait." is a whole sentence: on a loaded machine the model may end a turn on it
+    # at the comma, and "stop. I have a question." is the next turn
+    await call.until(lambda: "question" in heard(), what="the whole interruption heard")
     outcome = await call.hang_up()
     (barge,) = call.interruptions()
     assert any(abs(at - barge.at) < 0.05 for at in call.transport.clears)
     assert call.frames(since=barge.at - 0.5, until=barge.at)  # it was talking until then
     assert call.frames(since=barge.at + 0.1, until=barge.at + 0.5) == []  # and then stopped
-    user = [m["content"] for m in outcome.messages if m["role"] == "user"]
-    assert len(user) == 1
-    assert "stop" in str(user[0]).lower()
+    user = [str(m["content"]).lower() for m in outcome.messages if m["role"] == "user"]
+    assert 1 <= len(user) <= 2, user
+    assert "wait" in user[0]
+    assert "stop" in " ".join(user)

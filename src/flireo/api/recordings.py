@@ -9,6 +9,7 @@ or a customer's webhook handler fetches it as is.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
@@ -53,12 +54,10 @@ async def _call_for(
         return await svc_calls.get_call(s, who.org_id, call_id)
 
 
-@router.api_route(
-    "/{call_id}/recording",
-    methods=["GET", "HEAD"],
-    summary="Download the call's recording (stereo: caller left, agent right; or mono)",
-    response_class=Response,
-    responses={
+_DOWNLOAD: dict[str, Any] = {
+    "summary": "Download the call's recording (stereo: caller left, agent right; or mono)",
+    "response_class": Response,
+    "responses": {
         200: {"content": {"audio/wav": {}, "audio/ogg": {}}, "description": "The recording"},
         206: {"description": "The requested byte range"},
         **error_responses(404, 502),
@@ -68,7 +67,13 @@ async def _call_for(
             "description": "Range not satisfiable (`Content-Range: bytes */<size>`)",
         },
     },
-)
+}
+
+
+# GET and HEAD as two operations (one api_route with both methods gives both the
+# same operationId, which OpenAPI forbids)
+@router.get("/{call_id}/recording", operation_id="get_call_recording", **_DOWNLOAD)
+@router.head("/{call_id}/recording", operation_id="head_call_recording", **_DOWNLOAD)
 async def get_recording(
     call_id: str,
     request: Request,

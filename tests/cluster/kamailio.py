@@ -891,6 +891,9 @@ class SippCarrier:
             "900s",
             "-recv_timeout",
             "20000",
+            # 200 to Kamailio's OPTIONS probes, as a carrier answers them (the
+            # dispatcher probes set 2 too and takes a silent carrier out)
+            "-aa",
             # a call whose worker died just ends (no BYE retried into nowhere)
             "-default_behaviors",
             "none",

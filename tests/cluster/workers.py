@@ -136,6 +136,11 @@ class Workers:
                 )
             )
         self.clients: list[httpx.AsyncClient] = []
+        #: the fake LLM (its key is the organization's BYOK key) and its base URL
+        self.llm = FakeOpenAI(api_key="sk-fake-openai")
+        self.llm_url = ""
+        #: where the agents' webhooks go (the receiver of :func:`cluster`)
+        self.hooks_url = ""
 
     def node_id(self, i: int) -> str:
         return self.workers[i].env["FLIREO_NODE_ID"]
@@ -250,10 +255,11 @@ def reports(receiver: WebhookReceiver) -> dict[str, list[dict[str, Any]]]:
 
 @asynccontextmanager
 async def cluster(
-    root: Path, count: int, **kwargs: Any
+    root: Path, count: int, *, provision: bool = True, **kwargs: Any
 ) -> AsyncIterator[tuple[Workers, WebhookReceiver, str]]:
-    """``count`` started workers with the silent agent provisioned, the webhook
-    receiver, and the database URL; everything stopped at the end."""
+    """``count`` started workers with the silent agent provisioned (unless not
+    ``provision``), the webhook receiver, and the database URL; everything stopped
+    at the end."""
     url = postgres_url()
     if not url:
         skip_or_fail("FLIREO_TEST_POSTGRES_URL is not set")
@@ -261,13 +267,14 @@ async def cluster(
     pg = PostgresDatabase(url)
     await asyncio.to_thread(pg.create)
     receiver = WebhookReceiver()
-    fake = FakeOpenAI(api_key="sk-fake-openai")
     workers = Workers(root, count, database_url=pg.url, **kwargs)
     try:
-        with serve(fake.app()) as llm, serve(receiver.app()) as hooks:
+        with serve(workers.llm.app()) as llm, serve(receiver.app()) as hooks:
+            workers.llm_url, workers.hooks_url = f"{llm.url}/v1", f"{hooks.url}/hook"
             await workers.start()
             try:
-                await workers.provision(fake, f"{llm.url}/v1", f"{hooks.url}/hook")
+                if provision:
+                    await workers.provision(workers.llm, workers.llm_url, workers.hooks_url)
                 yield workers, receiver, pg.url
             finally:
                 await workers.stop()

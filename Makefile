@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # The suite mostly waits on real time (calls, sipp, browsers): three workers, one test file each at a time.
 PYTEST_ARGS ?= -n 3 --dist loadfile
 
-.PHONY: run test install system-deps lint typecheck pytest lock clean
+.PHONY: run test install system-deps lint typecheck pytest lock clean local-cluster
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,13 @@ install: $(STAMP)
 ## Start the server on embedded defaults (SQLite WAL in ./data, in-process bus, local speech).
 run: install
 	$(VENV)/bin/flireo serve
+
+## Several workers on this machine: Kamailio on 127.0.0.1:5060 in front of WORKERS
+## `flireo serve` on 127.0.0.2... sharing PostgreSQL and Redis on 127.0.0.1 (the
+## database must exist; see docs/scale-out.md and deploy/local-cluster --help).
+WORKERS ?= 2
+local-cluster: install
+	$(PY) deploy/local-cluster --workers $(WORKERS)
 
 ## Tools the tests drive for real: sipp (Debian sip-tester), baresip (a softphone
 ## with SRTP and TLS: baresip-core, without the GTK/X11/GStreamer front-ends),

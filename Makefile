@@ -59,8 +59,8 @@ system-deps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq espeak-ng >/dev/null; }
 
 lint: install
-	$(VENV)/bin/ruff check src tests bench
-	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/ruff check src tests bench deploy/local-cluster
+	$(VENV)/bin/ruff format --check src tests bench deploy/local-cluster
 
 typecheck: install
 	$(VENV)/bin/mypy src/flireo

@@ -21,6 +21,13 @@ Endpointing decisions are pure functions (:func:`ends_mid_phrase`,
   go on, and speech in that window continues the same utterance (the model runs
   again at its next end). While the verdict is pending the frames go on being
   handled; a model failure ends the turn as the silence-only policy would.
+  A per-utterance STT has no text when the model answers, so its final
+  transcript is checked when it lands: one that ends mid-phrase ("My name is.",
+  "The problem is that.": Whisper ends every sentence with a full stop, a
+  question mark is believed) is held until the same ``turn_model_max_wait_s``
+  cap; speech before then continues the turn (the held text prefixes the next
+  final, nothing reaches the listener twice), else the held final goes out at
+  the cap. An utterance over the agent is never held (a barge-in decides on it).
 
 With ``Endpointing.noise_suppression`` every caller frame goes through RNNoise
 (:mod:`flireo.media.denoise`) first, on a one-thread pool of its own, a batch of
@@ -99,6 +106,14 @@ def ends_mid_phrase(text: str) -> bool:
     return match is not None and match.group(1).lower() in MID_PHRASE_WORDS
 
 
+def final_ends_mid_phrase(text: str) -> bool:
+    """A per-utterance STT's final that sounds unfinished (its full stop ignored)."""
+    stripped = text.rstrip()
+    if stripped.endswith(("?", "!")):
+        return False
+    return ends_mid_phrase(stripped.rstrip(".…"))
+
+
 def end_of_turn_wait(partial: str | None, endpointing: Endpointing) -> float:
     """Seconds to wait after the VAD's end of speech before the turn is over."""
     if partial and endpointing.max_extension_s > 0 and ends_mid_phrase(partial):
@@ -130,6 +145,8 @@ class Utterance:
     turn_probabilities: list[float] = field(default_factory=list)
     #: CPU seconds the turn model spent on this utterance
     turn_model_cpu_s: float = 0.0
+    #: stream time (ms) the turn model's silence cap would have ended this turn
+    cap_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +221,8 @@ class TurnTaker:
         self.frames_dropped = 0
         self._finals: list[str] = []  # streaming finals of the utterance in progress
         self._count = 0
+        #: a per-utterance final that ended mid-phrase, waiting for the caller to go on
+        self._held: Utterance | None = None
 
     @property
     def current(self) -> Utterance | None:
@@ -243,6 +262,7 @@ class TurnTaker:
                     self._handling = False
         finally:
             self._drop_verdict()
+            self._release_held()  # what the caller said reaches the transcript
             if not listening.done():
                 listening.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -298,6 +318,7 @@ class TurnTaker:
                 event is None
                 and self._per_utterance
                 and self._current is None
+                and self._held is None
                 and not self._handling
                 and not self._backlog
             ):
@@ -348,6 +369,9 @@ class TurnTaker:
             await self._apply_verdict()
         if self._extension_until_ms is not None and heard.position_ms >= self._extension_until_ms:
             await self._end_turn()
+        held = self._held
+        if held is not None and self._current is None and heard.position_ms >= (held.cap_ms or 0):
+            self._release_held()
 
     async def _speech_started(self) -> None:
         if self._current is not None and self._extension_until_ms is not None:
@@ -357,6 +381,13 @@ class TurnTaker:
             return
         self._count += 1
         self._current = Utterance(index=self._count, started_at=self._clock.monotonic())
+        held, self._held = self._held, None
+        if held is not None:  # the caller went on after a held final: one turn
+            self._current.started_at = held.started_at
+            self._current.voiced_ms = held.voiced_ms
+            self._current.turn_probabilities = held.turn_probabilities
+            self._current.turn_model_cpu_s = held.turn_model_cpu_s
+            self._finals[:0] = [held.text]
         self._audio.clear()
         if self._model:
             for frame in self._preroll:
@@ -430,6 +461,8 @@ class TurnTaker:
 
     async def _end_turn(self) -> None:
         utterance = self._current
+        if utterance is not None and self._model and self._extension_until_ms is not None:
+            utterance.cap_ms = self._extension_until_ms
         self._extension_until_ms = None
         self._drop_verdict()
         if utterance is None:
@@ -441,6 +474,24 @@ class TurnTaker:
         self._awaiting.append(utterance)
         await self._stream.finalize()
         self._listener.turn_ended(utterance)
+
+    def _should_hold(self, utterance: Utterance) -> bool:
+        """Hold a per-utterance final that ends mid-phrase until the model's cap."""
+        return (
+            self._model
+            and self._per_utterance
+            and not utterance.over_agent
+            and utterance.cap_ms is not None
+            and self.vad.position_ms < utterance.cap_ms
+            and self._current is None
+            and not self._awaiting
+            and final_ends_mid_phrase(utterance.text)
+        )
+
+    def _release_held(self) -> None:
+        held, self._held = self._held, None
+        if held is not None:
+            self._listener.turn_final(held)
 
     async def _push(self, frame: bytes) -> None:
         self._usage.stt_seconds += len(frame) / (SAMPLE_RATE * BYTES_PER_SAMPLE)
@@ -460,6 +511,9 @@ class TurnTaker:
                 utterance.text = " ".join(p for p in [*self._finals, text] if p)
                 utterance.final_at = self._clock.monotonic()
                 self._finals.clear()
+                if self._should_hold(utterance):
+                    self._held = utterance
+                    continue
                 self._listener.turn_final(utterance)
             elif text:  # a streaming STT's own final in the middle of an utterance
                 self._finals.append(text)

@@ -20,9 +20,12 @@ long greeting.
 
 Metrics:
 
-- false barge-in rate: backchannels, coughs and clicks that stopped the agent;
+- false barge-in rate: backchannels, coughs and clicks that stopped the agent
+  (its reply cleared); beside it how often one only held the agent's speech for
+  a moment (``BargeIn.hold_ms``) and for how long before it went on;
 - missed barge-in rate: true interruptions that did not stop it, and the
-  time-to-stop p95 (the caller's first word → the agent's audio cleared);
+  time-to-stop p95 (the caller's first word → the agent fell silent: its speech
+  held at the first syllables or cleared, for an item that then stopped it);
 - premature end-of-turn rate: questions with a mid-sentence pause where the LLM
   was asked before the caller's last word;
 - end-of-turn latency p50/p95: the caller's last word → the LLM request (the
@@ -124,9 +127,12 @@ class Observation:
     kind: str
     noise: str
     snr_db: float | None
-    #: the agent's audio was stopped (a barge-in) and when
+    #: the agent's audio was stopped (a barge-in) and when it fell silent for it (its
+    #: speech held at the first syllables, BargeIn.hold_ms, or cleared)
     interrupted: bool = False
     stop_s: float | None = None
+    #: seconds the agent's speech was held and then went on (a hold that was let go)
+    held_s: float = 0.0
     #: LLM requests caused by the caller's audio
     requests_s: list[float] = field(default_factory=list)
     #: what reached the LLM as the caller's words (all user messages)
@@ -185,9 +191,11 @@ async def run_item(item: Item, pcm: bytes, parts: Parts) -> Observation:
     if item.while_agent_talks:
         await _wait(call, lambda: bool(call.interruptions() or call.transport.clears), deadline)
         stops = [i.at for i in call.interruptions()] + list(call.transport.clears)
+        holds = [(at, held) for at, held in call.transport.pauses if at >= t0]
         if stops:
             obs.interrupted = True
-            obs.stop_s = min(stops) - t0
+            silenced = [at for at, held in holds if held and at <= min(stops)]
+            obs.stop_s = min([*stops, *silenced]) - t0
             if item.kind == "interruption":  # its words reach the LLM: wait for them
                 await _wait(call, lambda: len(parts.times.at) > first, deadline + 3.0)
     else:
@@ -200,6 +208,14 @@ async def run_item(item: Item, pcm: bytes, parts: Parts) -> Observation:
         )
     obs.requests_s = [at - t0 for at in parts.times.at[first:]]
     outcome = await call.hang_up()
+    if item.while_agent_talks and not obs.interrupted:
+        held_at: float | None = None
+        for at, held in call.transport.pauses:
+            if held and at >= t0:
+                held_at = at
+            elif not held and held_at is not None:
+                obs.held_s += at - held_at
+                held_at = None
     obs.heard = " ".join(
         str(m.get("content") or "") for m in outcome.messages if m["role"] == "user"
     )
@@ -249,6 +265,7 @@ def judge(item: Item, obs: Observation) -> dict[str, Any]:
                 verdict["time_to_stop_ms"] = _ms(obs.stop_s - item.speech_start_s)
         else:
             verdict["false_barge_in"] = obs.interrupted
+            verdict["held_ms"] = _ms(obs.held_s) if obs.held_s else 0.0
         verdict["ok"] = obs.interrupted == (item.expected == "stop")
     else:
         assert item.turn_end_s is not None
@@ -292,6 +309,13 @@ def _summary(verdicts: list[dict[str, Any]]) -> dict[str, Any]:
             sum(v["false_barge_in"] for v in noise if v["kind"] != "backchannel"),
             len(noise) - len(backchannels),
         ),
+        # a backchannel, cough or click that held the agent's speech for a moment
+        # (BargeIn.hold_ms) and then let it go on: not a barge-in, a short pause
+        "held_without_barge_in_rate": _rate(
+            sum(bool(v["held_ms"]) for v in noise if not v["false_barge_in"]), len(noise)
+        ),
+        "hold_p50_ms": _round(p([v["held_ms"] for v in noise if v["held_ms"]], 50)),
+        "hold_p95_ms": _round(p([v["held_ms"] for v in noise if v["held_ms"]], 95)),
         "missed_barge_in_rate": _rate(
             sum(v["missed_barge_in"] for v in interruptions), len(interruptions)
         ),

@@ -61,6 +61,7 @@ async def test_caller_interrupts_agent_mid_answer(
     await call.until(
         lambda: call.frames()[-1].at - answer_start > 1.0, what="a second of the answer played"
     )
+    said_at = call.clock.monotonic()
     call.transport.push_caller_audio(spoken["Wait, stop. I have a question."] + silence(0.6))
     await call.until(lambda: bool(call.interruptions()), what="barge-in")
     await call.until(lambda: len(fake_openai.requests) == 2, what="the caller's turn answered")
@@ -71,7 +72,12 @@ async def test_caller_interrupts_agent_mid_answer(
     # the queued answer was dropped at the decision: nothing more of it was played
     assert any(abs(at - barge.at) < 0.02 for at in call.transport.clears)
     assert call.frames(since=barge.at + 0.1) == []
-    assert call.frames(since=barge.at - 0.5, until=barge.at)  # it was talking until then
+    # the first syllables held the agent's speech (BargeIn.hold_ms), the words cleared it
+    held_at = next(at for at, held in call.transport.pauses if held)
+    assert said_at < held_at <= barge.at
+    assert held_at - said_at < 0.5
+    assert call.frames(since=held_at - 0.5, until=held_at)  # it was talking until then
+    assert call.frames(since=held_at + 0.05) == []
     # the LLM stream and the speech of sentences not said yet were cancelled
     await fake_openai.wait_for_disconnects(1)
     assert outcome.usage.tts_characters < len(LONG_ANSWER)
@@ -116,6 +122,13 @@ async def test_backchannel_and_cough_do_not_interrupt(
 
     assert call.interruptions() == []
     assert call.transport.clears == []
+    # "mm-hmm" held the greeting for a moment, then it went on where it stopped
+    holds = call.transport.pauses
+    assert holds
+    assert [held for _, held in holds] == [True, False] * (len(holds) // 2)
+    for (held_at, _), (released_at, _) in zip(holds[::2], holds[1::2], strict=True):
+        assert released_at - held_at < 1.5
+        assert call.frames(since=released_at, until=released_at + 0.3)  # it went on
     assert fake_openai.requests == []  # nothing the caller did asked for an answer
     assert outcome.transcript == f"AI: {GREETING}"
     assert not outcome.turns[0].interrupted

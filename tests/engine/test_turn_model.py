@@ -277,6 +277,7 @@ async def test_backchannel_does_not_barge_in_but_wait_stop_does(
     assert call.transport.clears == []
     assert not call.agent_idle(), "the greeting should still be playing"
 
+    said_at = call.clock.monotonic()
     call.transport.push_caller_audio(corpus_voice["Wait, stop. I have a question."] + silence(1.0))
     await call.until(lambda: bool(call.interruptions()), what="barge-in", within=20)
     await call.until(lambda: len(fake_openai.requests) >= 1, what="the caller's turn answered")
@@ -284,8 +285,11 @@ async def test_backchannel_does_not_barge_in_but_wait_stop_does(
     outcome = await call.hang_up()
     barge = call.interruptions()[0]
     assert any(abs(at - barge.at) < 0.05 for at in call.transport.clears)
-    assert call.frames(since=barge.at - 0.5, until=barge.at)  # it was talking until then
-    assert call.frames(since=barge.at + 0.1, until=barge.at + 0.5) == []  # and then stopped
+    # held at the first syllables, cleared once the words were heard
+    held_at = next(at for at, held in call.transport.pauses if said_at < at and held)
+    assert held_at <= barge.at
+    assert call.frames(since=held_at - 0.5, until=held_at)  # it was talking until then
+    assert call.frames(since=held_at + 0.05, until=barge.at + 0.5) == []  # and then stopped
     user = [str(m["content"]).lower() for m in outcome.messages if m["role"] == "user"]
     # the interruption reached the LLM ("Wait." is a whole sentence: the model may end
     # a turn on it at the comma, and "stop. I have a question." is then the next one)

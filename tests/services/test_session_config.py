@@ -30,7 +30,7 @@ def agent(**kw: object) -> Agent:
         "tts_config": {"provider": "piper"},
         "conversation": {
             "start_speaking_plan": {"waitSeconds": 0.6, "smartEndpointingEnabled": False},
-            "stop_speaking_plan": {"numWords": 3, "voiceSeconds": 0.8},
+            "stop_speaking_plan": {"numWords": 3, "voiceSeconds": 0.8, "holdSeconds": 0.25},
         },
         "autonomous_silence_handling": True,
         "voicemail_detection": True,
@@ -66,6 +66,7 @@ def test_agent_settings_reach_the_engine() -> None:
     assert (cfg.language, cfg.stt_keyterms) == ("nl", ("Flireo",))
     assert (cfg.endpointing.silence_s, cfg.endpointing.max_extension_s) == (0.6, 0.0)
     assert (cfg.barge_in.min_words, cfg.barge_in.min_speech_ms) == (3, 800)
+    assert cfg.barge_in.hold_ms == 250
     assert cfg.silence.enabled
     assert not cfg.voicemail.enabled  # inbound: voicemail detection is for outbound calls
     assert cfg.max_duration_seconds == 300

@@ -155,6 +155,31 @@ def test_clear_drops_queued_speech_at_once_and_playing_stops() -> None:
     assert out.played_samples == 3_520
 
 
+def test_a_hold_sends_silence_keeps_the_queue_and_goes_on_where_it_stopped() -> None:
+    out = stream()
+    speech = tone(16_000, 1.0)
+    out.enqueue(speech)
+    run(out, 10)
+    assert out.played_samples == 3_200
+    out.paused = True  # caller speech over the agent, not judged yet
+    held = run(out, 25, first=10)
+    assert out.played_samples == 3_200
+    assert out.queued_samples == 16_000 - 3_200  # nothing dropped
+    # at most the resampler's last sample trails, then silence on the tick grid
+    assert all(p is not None and p.payload == SILENT_ULAW for p in held[1:])
+    out.paused = False  # a backchannel: the agent goes on
+    resumed = run(out, 10, first=35)
+    assert resumed[0] is not None
+    assert resumed[0].marker  # a new talk spurt
+    assert out.played_samples == 3_200 + 10 * 320
+    out.paused = True
+    out.clear()  # an interruption: clear() ends the hold too
+    assert not out.paused
+    out.enqueue(tone(16_000, 0.1))
+    run(out, 3, first=45)
+    assert out.played_samples == 3_200 + 10 * 320 + 3 * 320
+
+
 def test_digits_go_out_as_rfc4733_events_with_the_end_packet_three_times() -> None:
     out = stream()
     done: list[bool] = []

@@ -76,7 +76,15 @@ async def test_audio_both_ways_pacing_barge_in_recording_and_hangup(tmp_path: Pa
         # paced in real time, not sent at once: some played, the rest still queued
         assert 0 < played < 2 * SAMPLE_RATE
         assert transport.queued_samples == 2 * SAMPLE_RATE - played
-        transport.clear()  # barge-in
+        transport.pause_output(True)  # caller speech over the agent: held, not dropped
+        held_at = transport.played_samples
+        await asyncio.sleep(0.3)
+        assert transport.played_samples == held_at
+        assert transport.queued_samples == 2 * SAMPLE_RATE - held_at
+        transport.pause_output(False)  # a backchannel: it goes on
+        await until(lambda: transport.played_samples > held_at, within=2, what="the agent going on")
+        transport.pause_output(True)
+        transport.clear()  # barge-in (a hold ends with it)
         assert transport.queued_samples == 0
         at_clear = transport.played_samples
         await asyncio.sleep(0.3)

@@ -313,6 +313,18 @@ class StopSpeakingPlan(_Plan):
         alias="backoffSeconds",
         validation_alias=AliasChoices("backoffSeconds", "backoff_seconds"),
     )
+    hold_seconds: float = Field(
+        default=0.1,
+        ge=0,
+        le=2,
+        alias="holdSeconds",
+        validation_alias=AliasChoices("holdSeconds", "hold_seconds"),
+        description=(
+            "Flireo: voice over the agent that holds its speech (silence, nothing dropped) "
+            "until the caller's words are judged: an interruption clears it, a backchannel "
+            "('mm-hmm') or a cough lets it go on. 0 turns the hold off."
+        ),
+    )
 
 
 # --- agent bodies ---------------------------------------------------------------

@@ -23,7 +23,7 @@ from flireo.engine import ended_reasons
 from flireo.engine.context import CallContext
 from flireo.engine.ended_reasons import stage
 from flireo.engine.events import CallerInterrupted
-from flireo.engine.interruption import interrupts_after, interrupts_now
+from flireo.engine.interruption import holds_now, interrupts_after, interrupts_now
 from flireo.engine.metrics import TurnTimer
 from flireo.engine.phrases import FIXED_PHRASE_SOURCES
 from flireo.engine.reply import Replier, Speaking
@@ -72,6 +72,8 @@ class CascadeConversation:
         self._queue: deque[Activity] = deque()
         self._wake = asyncio.Event()
         self._current: Activity | None = None
+        #: ends a hold of the agent's speech (see BargeIn.hold_ms) if no final came
+        self._hold_timer: asyncio.TimerHandle | None = None
         self._tg: asyncio.TaskGroup | None = None
 
     # --- lifecycle -----------------------------------------------------------------------
@@ -265,19 +267,49 @@ class CascadeConversation:
         if utterance.interrupted_agent or self._current is None:
             return
         utterance.over_agent = True
+        policy = self._ctx.config.barge_in
         if (
-            interrupts_now(
-                self._ctx.config.barge_in, voiced_ms=utterance.voiced_ms, partial=utterance.partial
-            )
+            interrupts_now(policy, voiced_ms=utterance.voiced_ms, partial=utterance.partial)
             and self._interrupt()
         ):
             utterance.interrupted_agent = True
             self._drop_queued("reply")
+            self._release_hold()
+            return
+        if (
+            not utterance.held_agent
+            and self._current.interruptible
+            and holds_now(policy, voiced_ms=utterance.voiced_ms)
+        ):
+            utterance.held_agent = True
+            self._hold()
+
+    def _hold(self) -> None:
+        """Hold the agent's speech while the caller's utterance is judged."""
+        if self._hold_timer is not None:
+            self._hold_timer.cancel()
+        self._playout.hold(True)
+        self._hold_timer = asyncio.get_running_loop().call_later(
+            self._ctx.config.barge_in.hold_max_s, self._release_hold
+        )
+
+    def _release_hold(self) -> None:
+        """Let held speech go on (after a clear there is nothing left of it)."""
+        timer, self._hold_timer = self._hold_timer, None
+        if timer is not None:
+            timer.cancel()
+            self._playout.hold(False)
 
     def turn_ended(self, utterance: CallerUtterance) -> None:
         self._ctx.caller_stopped()
 
     def turn_final(self, utterance: CallerUtterance) -> None:
+        try:
+            self._turn_final(utterance)
+        finally:
+            self._release_hold()  # a real turn cleared the held speech; else it goes on
+
+    def _turn_final(self, utterance: CallerUtterance) -> None:
         ctx = self._ctx
         text = utterance.text.strip()
         if not text:

@@ -170,9 +170,20 @@ class BargeIn:
     "Wait, stop please." 1040 ms, a short question 1380 ms; synthetic coughs
     never start speech. So 500 ms of voice interrupts a real sentence within
     about half a second while backchannels do not.
+
+    Before that, ``hold_ms`` of voice holds the agent's speech (the caller hears
+    silence, nothing is dropped) until the utterance is judged: a real turn clears
+    it, a backchannel or cough lets it go on where it stopped. The agent falls
+    silent within about a quarter of a second of the caller's first word either
+    way, and a "mm-hmm" costs a short pause instead of the reply.
     """
 
     enabled: bool = True
+    #: voiced caller speech over the agent that holds its speech until the utterance
+    #: is judged (0: never hold)
+    hold_ms: int = 100
+    #: a hold ends by itself after this long (an utterance whose final never came)
+    hold_max_s: float = 3.0
     #: voiced caller speech that interrupts while the caller is still talking
     min_speech_ms: int = 500
     #: recognised words (backchannels such as "mm-hmm", "okay" not counted) in a

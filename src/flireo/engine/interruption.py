@@ -5,6 +5,8 @@ Pure decisions (the cascade pipeline applies them):
 - while the caller is still talking, :func:`interrupts_now` — enough voiced
   speech (``min_speech_ms``) or, with a streaming STT, enough recognised words
   (``min_words``) that are not backchannels;
+- before either, :func:`holds_now` — ``hold_ms`` of voice holds the agent's
+  speech (nothing dropped) until the utterance is judged;
 - when a shorter utterance is over, :func:`interrupts_after` — its final
   transcript has at least ``min_final_words`` real words ("Stop.", "Sorry?"),
   so "mm-hmm", "okay", "yeah" and coughs (no words at all) never interrupt.
@@ -65,6 +67,11 @@ def interrupts_now(policy: BargeIn, *, voiced_ms: int, partial: str | None) -> b
         and policy.min_words > 0
         and len(content_words(partial)) >= policy.min_words
     )
+
+
+def holds_now(policy: BargeIn, *, voiced_ms: int) -> bool:
+    """Caller speech over the agent, not (yet) an interruption: hold the agent's speech?"""
+    return policy.enabled and policy.hold_ms > 0 and voiced_ms >= policy.hold_ms
 
 
 def interrupts_after(policy: BargeIn, final_text: str) -> bool:

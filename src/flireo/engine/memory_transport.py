@@ -63,6 +63,9 @@ class MemoryTransport:
         self._played_samples = 0
         self.played: list[PlayedFrame] = []
         self.clears: list[float] = []
+        #: (clock time, held) each time the agent's speech was held or let go (pause_output)
+        self.pauses: list[tuple[float, bool]] = []
+        self._paused = False
         # caller → agent
         self._in: deque[bytes] = deque()
         self._in_empty = asyncio.Event()
@@ -152,7 +155,15 @@ class MemoryTransport:
         self._out.append(bytes(pcm))
         self._out_bytes += len(pcm)
 
+    def pause_output(self, paused: bool) -> None:
+        if paused != self._paused:
+            self._paused = paused
+            self.pauses.append((self._clock.monotonic(), paused))
+
     def clear(self) -> None:
+        if self._paused:
+            self._paused = False
+            self.pauses.append((self._clock.monotonic(), False))
         self._out.clear()
         self._out_offset = 0
         self._out_bytes = 0
@@ -203,7 +214,7 @@ class MemoryTransport:
 
     def _play_frame(self) -> bytes | None:
         """This tick's frame of agent speech off the queue (None: nothing to play)."""
-        if not self._out_bytes:
+        if self._paused or not self._out_bytes:
             return None
         parts: list[bytes] = []
         need = FRAME_BYTES

@@ -101,8 +101,13 @@ class Playout:
         """Where audio queued now will start playing."""
         return self._transport.played_samples + self._transport.queued_samples
 
+    def hold(self, held: bool) -> None:
+        """Hold the queued audio (the caller hears silence) or let it go on."""
+        self._transport.pause_output(held)
+
     def stop(self) -> None:
-        """Drop all queued audio now; sentences still being synthesized are discarded."""
+        """Drop all queued audio now (a hold ends); sentences still being synthesized
+        are discarded."""
         self._generation += 1
         self._transport.clear()
 

@@ -60,6 +60,14 @@ class AudioTransport(Protocol):
         """Queue agent speech; the transport paces it out in real time."""
         ...
 
+    def pause_output(self, paused: bool) -> None:
+        """Hold (``True``) or go on playing (``False``) the queued agent speech.
+
+        While held the caller hears silence and nothing queued is lost or counts
+        as played: the engine holds the agent while caller speech may still turn
+        out to be a backchannel, then goes on or clears. :meth:`clear` ends a hold."""
+        ...
+
     def clear(self) -> None:
         """Drop all queued, not yet played agent speech at once (barge-in)."""
         ...

@@ -141,6 +141,8 @@ class Utterance:
     over_agent: bool = False
     #: set by the listener: this utterance made the agent stop
     interrupted_agent: bool = False
+    #: set by the listener: the agent's speech was held while this utterance was judged
+    held_agent: bool = False
     #: turn-model verdicts on this utterance's end-of-speech candidates (probabilities)
     turn_probabilities: list[float] = field(default_factory=list)
     #: CPU seconds the turn model spent on this utterance

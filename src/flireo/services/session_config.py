@@ -80,6 +80,7 @@ def build_session_config(
     barge_in = BargeIn(
         min_speech_ms=int(float(stop.get("voiceSeconds", 0.5)) * 1000),
         min_words=int(stop.get("numWords", 2)),
+        hold_ms=int(float(stop.get("holdSeconds", 0.1)) * 1000),
     )
     webhook_live = agent.webhook_url and agent.webhook_disabled_at is None
     max_duration = overrides.get("maxDurationSeconds") or agent.max_duration_seconds

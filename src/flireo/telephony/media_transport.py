@@ -99,6 +99,9 @@ class SipMediaTransport:
     async def send(self, pcm: bytes) -> None:
         await self.rtp.send(pcm)
 
+    def pause_output(self, paused: bool) -> None:
+        self.rtp.pause_output(paused)
+
     def clear(self) -> None:
         self.rtp.clear()
 

@@ -113,6 +113,7 @@ class WebRtcTransport:
         self._out: deque[bytes] = deque()
         self._out_offset = 0
         self._out_bytes = 0
+        self._paused = False  # agent speech held (pause_output)
         self._played_samples = 0
         self._tick_sent: bytes | None = None
         # browser → agent
@@ -236,7 +237,7 @@ class WebRtcTransport:
         self.remote_hangup("customer-ended-call")
 
     def _play_frame(self) -> bytes | None:
-        if not self._out_bytes:
+        if self._paused or not self._out_bytes:
             return None
         parts: list[bytes] = []
         need = FRAME_BYTES
@@ -266,7 +267,11 @@ class WebRtcTransport:
         self._out.append(bytes(pcm))
         self._out_bytes += len(pcm)
 
+    def pause_output(self, paused: bool) -> None:
+        self._paused = paused
+
     def clear(self) -> None:
+        self._paused = False
         self._out.clear()
         self._out_offset = 0
         self._out_bytes = 0

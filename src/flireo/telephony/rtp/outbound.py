@@ -55,6 +55,7 @@ class OutboundStream:
         "_talking",
         "dtmf_duration_ms",
         "dtmf_pt",
+        "paused",
         "send_silence",
         "sent_frame",
         "ssrc",
@@ -99,6 +100,8 @@ class OutboundStream:
         self._gap_left = 0
         #: the 16 kHz speech frame the last :meth:`packet` took off the queue (b"": none)
         self.sent_frame = b""
+        #: speech held: packets carry silence, the queue stays (see AudioTransport.pause_output)
+        self.paused = False
 
     # --- speech ------------------------------------------------------------------------
     def enqueue(self, pcm16: bytes) -> None:
@@ -107,7 +110,8 @@ class OutboundStream:
             self._out_bytes += len(pcm16)
 
     def clear(self) -> None:
-        """Drop all queued speech, and what the resampler still holds of it."""
+        """Drop all queued speech, and what the resampler still holds of it; ends a hold."""
+        self.paused = False
         self._out.clear()
         self._out_offset = 0
         self._out_bytes = 0
@@ -217,7 +221,7 @@ class OutboundStream:
 
     def _take_frame(self) -> bytes:
         """Up to one 20 ms frame (16 kHz) off the speech queue; it counts as played."""
-        if not self._out_bytes:
+        if self.paused or not self._out_bytes:
             return b""
         parts: list[bytes] = []
         need = FRAME_BYTES

@@ -367,6 +367,9 @@ class RtpSession:
         if not self._closed:
             self._outbound.enqueue(pcm16)
 
+    def pause_output(self, paused: bool) -> None:
+        self._outbound.paused = paused
+
     def clear(self) -> None:
         self._outbound.clear()
 

@@ -142,6 +142,11 @@ async def listen_to(
     return turns, stream, listener
 
 
+def paused_sentence(voice: dict[str, bytes]) -> bytes:
+    """The caller says "I would like to book", pauses 1 s, then the rest."""
+    return silence(0.5) + voice[BEFORE_PAUSE] + silence(1.0) + voice[AFTER_PAUSE] + silence(3.0)
+
+
 async def test_a_finished_question_ends_on_the_first_candidate(
     corpus_voice: dict[str, bytes],
 ) -> None:
@@ -160,13 +165,7 @@ async def test_a_finished_question_ends_on_the_first_candidate(
 async def test_a_pause_after_an_unfinished_phrase_is_one_turn(
     corpus_voice: dict[str, bytes],
 ) -> None:
-    audio = (
-        silence(0.5)
-        + corpus_voice[BEFORE_PAUSE]
-        + silence(1.0)
-        + corpus_voice[AFTER_PAUSE]
-        + silence(3.0)
-    )
+    audio = paused_sentence(corpus_voice)
     _, stream, listener = await listen_to(audio, MODEL)
     (utterance,) = listener.ended
     assert stream.finalized == 1
@@ -193,13 +192,7 @@ UNFINISHED, REST = "The problem is that.", "My card does not work."
 async def test_a_final_that_ends_mid_phrase_waits_for_the_rest(
     corpus_voice: dict[str, bytes],
 ) -> None:
-    audio = (
-        silence(0.5)
-        + corpus_voice[BEFORE_PAUSE]
-        + silence(1.0)
-        + corpus_voice[AFTER_PAUSE]
-        + silence(3.0)
-    )
+    audio = paused_sentence(corpus_voice)
     _, stream, listener = await listen_to(audio, EAGER, texts=[UNFINISHED, REST])
     assert stream.finalized == 2  # the model ended the first part, the STT heard it alone
     assert len(listener.ended) == 2

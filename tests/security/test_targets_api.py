@@ -154,3 +154,16 @@ async def test_a_trunk_pointing_at_this_server_is_refused(
             "host",
         )
         assert "own SIP address" in error["message"]
+
+
+@pytest.mark.parametrize("url", ["https://w\u00fds]", "https://[::1/x", "http://a]b.example/"])
+async def test_a_url_python_cannot_split_is_a_400(
+    api: httpx.AsyncClient, strict: Services, url: str
+) -> None:
+    # urlsplit raises ValueError ("Invalid IPv6 URL") on an unbalanced bracket:
+    # schemathesis on PostgreSQL found it as a 500 from POST /tool-templates
+    r = await api.post("/tool-templates", json={"name": "crm", "type": "function", "url": url})
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["param"] == "tool_config.url"
+    r = await api.post("/agents", json={"name": "a", "webhook_url": url})
+    assert r.status_code == 400, r.text

@@ -126,14 +126,18 @@ def check_http_address(ip: IP, host: str, *, allow_private: bool, field: str | N
 
 def parse_target(url: str) -> tuple[str, int]:
     """Host and port of an http(s) URL; raises :class:`UnsafeUrl` when malformed."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(url)  # ValueError on an unbalanced "[" or "]" in the host
+        hostname = parts.hostname
+    except ValueError as exc:
+        raise UnsafeUrl(f"not a well-formed URL: {url!r}") from exc
+    if parts.scheme not in ("http", "https") or not hostname:
         raise UnsafeUrl(f"not an http(s) URL: {url!r}")
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError as exc:
         raise UnsafeUrl(f"bad port in URL: {url!r}") from exc
-    return parts.hostname, port
+    return hostname, port
 
 
 #: how long a create/update-time check waits for DNS (then the name counts as not

@@ -78,7 +78,13 @@ def main() -> int:
         ok = ok and not result["failures"] and not result["server_errors"]
         ok = ok and result["generated_cases"] >= TARGET_CASES
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(results, indent=2) + "\n")  # after each backend
+        try:  # a run of the other backend at the same time may have written meanwhile
+            latest = json.loads(out.read_text())
+        except (OSError, ValueError):
+            latest = {}
+        merged = {k: v for k, v in latest.items() if k in ("sqlite", "postgres")}
+        merged[backend] = result
+        out.write_text(json.dumps(merged, indent=2) + "\n")  # after each backend
     return 0 if ok else 1
 
 

@@ -100,7 +100,9 @@ class EndCall(WireModel):
 
 class Transfer(WireModel):
     type: Literal["transfer"]
-    destination: str = Field(min_length=3, max_length=512, pattern=r"^(\+[1-9]\d{6,14}|sips?:\S+)$")
+    destination: str = Field(
+        min_length=3, max_length=512, pattern=r"^(\+[1-9]\d{6,14}|sips?:[!-~]+)$"
+    )
     message: str | None = Field(default=None, max_length=4000)
 
 

@@ -80,7 +80,7 @@ class SipDestination(WireModel):
     sip_uri: str = Field(
         alias="sipUri",
         validation_alias=AliasChoices("sipUri", "sip_uri"),
-        pattern=r"^sips?:\S+$",
+        pattern=r"^sips?:[!-~]+$",
         max_length=512,
     )
     description: str | None = Field(default=None, max_length=1000)

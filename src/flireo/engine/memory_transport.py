@@ -161,9 +161,7 @@ class MemoryTransport:
             self.pauses.append((self._clock.monotonic(), paused))
 
     def clear(self) -> None:
-        if self._paused:
-            self._paused = False
-            self.pauses.append((self._clock.monotonic(), False))
+        self.pause_output(False)  # a clear ends a hold
         self._out.clear()
         self._out_offset = 0
         self._out_bytes = 0
